@@ -1,0 +1,3 @@
+from nsep.cli import main
+
+main()

@@ -1,0 +1,249 @@
+"""Audio in and out: decode with soundfile, fit channels and rate with torchaudio, write atomically.
+
+Every function here speaks torch tensors shaped ``[channels, frames]`` in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from nsep.errors import InputError, NsepError, OutputExistsError
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64"}
+)
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
+SILENCE_PEAK = 1e-6  # about -120 dBFS
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+@dataclass
+class Audio:
+    """Decoded samples, ``[channels, frames]`` float32, at ``sample_rate``."""
+
+    samples: torch.Tensor
+    sample_rate: int
+    path: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[-1] / self.sample_rate
+
+
+_stdin_cache: bytes | None = None
+
+
+def _source(path: str):
+    """A path or, for ``-``, the bytes of stdin (read once, so it can be opened more than once)."""
+    global _stdin_cache
+    if path != STDIN:
+        return path
+    if _stdin_cache is None:
+        _stdin_cache = sys.stdin.buffer.read()
+    return io.BytesIO(_stdin_cache)
+
+
+def _open(path: str) -> sf.SoundFile:
+    if path != STDIN:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(path, "no such file")
+        if p.is_dir():
+            raise InputError(path, "is a folder, not an audio file")
+        if not os.access(p, os.R_OK):
+            raise InputError(path, "permission denied")
+        if p.stat().st_size == 0:
+            raise InputError(path, "empty file (0 bytes)")
+    try:
+        handle = sf.SoundFile(_source(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        detail = str(err).split(":")[-1].strip() or "unknown format"
+        raise InputError(path, f"cannot decode audio ({detail})") from None
+    try:
+        _check_header(path, handle.samplerate, handle.channels, handle.frames)
+    except InputError:
+        handle.close()
+        raise
+    return handle
+
+
+def _check_header(path: str, sample_rate: int, channels: int, frames: int) -> None:
+    if channels < 1:
+        raise InputError(path, "no audio channels")
+    if channels > MAX_CHANNELS:
+        raise InputError(path, f"{channels} channels (at most {MAX_CHANNELS} supported)")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(path, f"implausible sample rate {sample_rate} Hz")
+    if frames <= 0:
+        raise InputError(path, "no audio frames")
+
+
+def info(path: str) -> AudioInfo:
+    """Header facts of an audio file, validated."""
+    with _open(path) as handle:
+        return AudioInfo(path, handle.samplerate, handle.channels, handle.frames, handle.format, handle.subtype)
+
+
+def check_samples(path: str, samples: torch.Tensor, allow_silent: bool = False) -> None:
+    """Refuse NaN/Inf and (unless allowed) all-silent signals."""
+    if not torch.isfinite(samples).all():
+        raise InputError(path, "contains NaN or infinite samples")
+    if not allow_silent and samples.abs().max() < SILENCE_PEAK:
+        raise InputError(path, "audio is silent")
+
+
+def fit_channels(samples: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """Mix down to mono, or repeat mono to N channels; ``None`` keeps what is there."""
+    have = samples.shape[0]
+    if channels is None or channels == have:
+        return samples
+    if channels == 1:
+        return samples.mean(dim=0, keepdim=True)
+    if have == 1:
+        return samples.expand(channels, -1).clone()
+    if have > channels:
+        mono = samples.mean(dim=0, keepdim=True)
+        return mono.expand(channels, -1).clone()
+    raise NsepError(f"cannot map {have} channels to {channels}")
+
+
+def resample(samples: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """Band-limited resampling (torchaudio's windowed sinc)."""
+    if orig == new:
+        return samples
+    return AF.resample(samples, orig, new)
+
+
+def load(
+    path: str,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    max_seconds: float | None = None,
+    allow_silent: bool = False,
+) -> Audio:
+    """Decode a whole file (or its first ``max_seconds``) to ``[channels, frames]`` float32."""
+    with _open(path) as handle:
+        rate = handle.samplerate
+        frames = handle.frames if max_seconds is None else min(handle.frames, int(max_seconds * rate))
+        try:
+            data = handle.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise InputError(path, f"cannot decode audio ({err})") from None
+    if data.shape[0] == 0:
+        raise InputError(path, "no audio frames")
+    samples = torch.from_numpy(np.ascontiguousarray(data.T))
+    check_samples(path, samples, allow_silent)
+    samples = fit_channels(samples, channels)
+    if sample_rate is not None:
+        samples = resample(samples, rate, sample_rate)
+        rate = sample_rate
+    return Audio(samples, rate, path)
+
+
+def stream(
+    path: str,
+    block_seconds: float,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield consecutive blocks of a file, resampled and channel-fitted, memory bounded by a block.
+
+    Resampling uses context from the neighbouring blocks, so the concatenated output equals
+    resampling the whole file (up to float rounding).
+    """
+    with _open(path) as handle:
+        rate = handle.samplerate
+        target = sample_rate or rate
+        step = rate // math.gcd(rate, target)  # input frames that map to a whole number of output frames
+        block = max(step, int(block_seconds * rate) // step * step)
+        context = 0 if target == rate else step * math.ceil(256 / step)
+        position = 0
+        any_audio = False
+        while position < handle.frames:
+            start = max(0, position - context)
+            handle.seek(start)
+            stop = min(handle.frames, position + block + context)
+            data = handle.read(stop - start, dtype="float32", always_2d=True)
+            samples = torch.from_numpy(np.ascontiguousarray(data.T))
+            check_samples(path, samples, allow_silent=True)
+            any_audio = any_audio or bool(samples.abs().max() >= SILENCE_PEAK)
+            samples = resample(fit_channels(samples, channels), rate, target)
+            head = (position - start) * target // rate
+            length = math.ceil((min(position + block, handle.frames) - position) * target / rate)
+            yield samples[:, head : head + length]
+            position += block
+        if not any_audio:
+            raise InputError(path, "audio is silent")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def save(
+    path: str | Path,
+    samples: torch.Tensor,
+    sample_rate: int,
+    bits: str = "16",
+    overwrite: bool = False,
+) -> Path:
+    """Write ``[channels, frames]`` to wav or flac atomically; ``bits`` is 16, 24 or float."""
+    target = Path(path)
+    fmt = WRITABLE_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise NsepError(f"{target}: cannot write {target.suffix or 'extensionless'} files (use .wav or .flac)")
+    subtype = SUBTYPES[bits]
+    if fmt == "FLAC" and subtype == "FLOAT":
+        raise NsepError(f"{target}: FLAC cannot hold float samples (use .wav or 16/24 bits)")
+    data = samples.detach().to(torch.float32).cpu().numpy().T
+    if subtype != "FLOAT":
+        data = np.clip(data, -1.0, 1.0)
+    with atomic_output(target, overwrite) as tmp:
+        sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
+    return target

@@ -1,0 +1,70 @@
+"""The ``nsep`` command: a thin Typer front over the engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from nsep import __version__
+from nsep.cli import common
+from nsep.errors import NsepError, UsageError
+
+app = typer.Typer(
+    name="nsep",
+    help="Recognise and separate musical instruments in audio.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nsep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Say more on stderr (repeatable)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Recognise and separate musical instruments in audio."""
+    common.settings.quiet = quiet
+    common.settings.verbose = verbose
+    common.settings.debug = debug or bool(os.environ.get("NSEP_DEBUG"))
+
+
+def _register() -> None:
+    from nsep.cli import spectrogram
+
+    spectrogram.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: turn expected errors into one line and an exit status, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except UsageError as err:
+        common.error(str(err))
+        sys.exit(2)
+    except NsepError as err:
+        common.error(str(err))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        common.error("interrupted")
+        sys.exit(130)
+    except Exception as err:
+        if common.settings.debug:
+            traceback.print_exc()
+        common.error(f"{type(err).__name__}: {err}" + ("" if common.settings.debug else " (--debug shows more)"))
+        sys.exit(1)

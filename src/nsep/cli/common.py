@@ -1,0 +1,145 @@
+"""What every command shares: verbosity, stderr logging, progress, output formats, per-input errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nsep.errors import NsepError, UsageError
+
+
+@dataclass
+class Settings:
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = False
+
+
+settings = Settings()
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def log(message: str, level: int = 0) -> None:
+    """An informational line on stderr (level 1 needs -v); silent with -q."""
+    if not settings.quiet and settings.verbose >= level:
+        stderr.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    if not settings.quiet:
+        stderr.print(f"nsep: warning: {message}", markup=False, style="yellow")
+
+
+def error(message: str) -> None:
+    """One line on stderr, always shown."""
+    stderr.print(f"nsep: error: {message}", markup=False, style="red", soft_wrap=True)
+
+
+def progress(total: int | None, description: str) -> Progress:
+    """A progress bar on stderr, hidden when stderr is not a terminal or with -q."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=settings.quiet or not stderr.is_terminal,
+    )
+
+
+def output_format(json_: bool, jsonl: bool, csv_: bool) -> str:
+    chosen = [name for name, on in (("json", json_), ("jsonl", jsonl), ("csv", csv_)) if on]
+    if len(chosen) > 1:
+        raise UsageError("choose one of --json, --jsonl, --csv")
+    return chosen[0] if chosen else "table"
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document with every result.")
+JSONL_OPTION = typer.Option(False, "--jsonl", help="Print one JSON object a line, as results come.")
+CSV_OPTION = typer.Option(False, "--csv", help="Print CSV with a header row.")
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
+
+
+class Reporter:
+    """Collects result records and prints them as a table, JSON, JSON lines or CSV on stdout."""
+
+    def __init__(self, fmt: str, table: Callable[[list[dict[str, Any]]], Table]):
+        self.fmt = fmt
+        self.table = table
+        self.records: list[dict[str, Any]] = []
+        self.failures = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        else:
+            self.records.append(record)
+
+    def fail(self, message: str) -> None:
+        self.failures += 1
+        error(message)
+
+    def finish(self) -> int:
+        """Print what was collected; return the exit status (1 if any input failed)."""
+        if self.fmt == "json":
+            sys.stdout.write(json.dumps(self.records, indent=2) + "\n")
+        elif self.fmt == "csv" and self.records:
+            rows = [_flatten(r) for r in self.records]
+            fields = list(dict.fromkeys(k for row in rows for k in row))
+            writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        elif self.fmt == "table" and self.records:
+            stdout.print(self.table(self.records))
+        sys.stdout.flush()
+        return 1 if self.failures else 0
+
+
+def each_input(paths: Iterable[str], reporter: Reporter, description: str) -> Iterator[str]:
+    """Iterate over inputs with a progress bar; not needed when work runs in an engine."""
+    items = list(paths)
+    with progress(len(items), description) as bar:
+        task = bar.add_task(description, total=len(items))
+        for path in items:
+            yield path
+            bar.advance(task)
+
+
+def guarded(reporter: Reporter, label: str, work: Callable[[], None]) -> None:
+    """Run one input's work; an error becomes one line on stderr and the batch goes on."""
+    try:
+        work()
+    except NsepError as err:
+        reporter.fail(str(err))
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # an unforeseen failure still names the file, never a traceback
+        if settings.debug:
+            traceback.print_exc()
+        reporter.fail(f"{label}: {type(err).__name__}: {err}" + ("" if settings.debug else " (--debug shows more)"))
+

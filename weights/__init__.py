@@ -1,0 +1,1 @@
+"""Trained weights shipped with nsep; manifest.json describes each file."""
