@@ -1,0 +1,80 @@
+"""``nsep classify``: the instrument family of single-instrument clips."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from nsep import inputs
+from nsep.cli import common
+from nsep.errors import UsageError
+
+MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model name (see `nsep models list`) or weights file.")
+DEVICE_OPTION = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+BATCH_OPTION = typer.Option(64, "--batch-size", "-b", min=1, help="Windows per forward pass.")
+WORKERS_OPTION = typer.Option(None, "--workers", "-j", min=0, help="Decoder processes [default: automatic].")
+FILES_FROM_OPTION = typer.Option(None, "--files-from", help="Read more input paths from FILE (- for stdin), one a line.")
+PATHS_ARGUMENT = typer.Argument(None, help="Audio files, folders, globs, or - for stdin.", show_default=False)
+
+
+def _table(records: list[dict]) -> Table:
+    table = Table(box=None)
+    table.add_column("path")
+    table.add_column("family")
+    table.add_column("confidence", justify="right")
+    table.add_column("runners-up")
+    for r in records:
+        others = ", ".join(f"{t['family']} {t['probability']:.2f}" for t in r["top_k"][1:])
+        table.add_row(r["path"], r["family"], f"{r['confidence']:.3f}", others)
+    return table
+
+
+def classify(
+    paths: list[str] = PATHS_ARGUMENT,
+    model: str = MODEL_OPTION,
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Families listed per file, most likely first."),
+    device: str = DEVICE_OPTION,
+    batch_size: int = BATCH_OPTION,
+    workers: int = WORKERS_OPTION,
+    files_from: str = FILES_FROM_OPTION,
+    json_: bool = common.JSON_OPTION,
+    jsonl: bool = common.JSONL_OPTION,
+    csv_: bool = common.CSV_OPTION,
+) -> None:
+    """Name the instrument family playing in each clip (NSynth's 11 families).
+
+    Clips longer than the model's window are judged window by window and the windows averaged.
+    """
+    fmt = common.output_format(json_, jsonl, csv_)
+    files = inputs.expand(paths or [], files_from)
+    if not files:
+        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    from nsep import engine
+    from nsep.models import registry
+
+    predictor = registry.load(model, "classify", device)
+    labels = predictor.info.labels
+    k = min(top_k, len(labels))
+    reporter = common.Reporter(fmt, _table)
+    with common.progress(len(files), "classify") as bar:
+        task = bar.add_task("classify", total=len(files))
+        for result in engine.run(predictor, files, batch_size, workers, on_done=lambda: bar.advance(task)):
+            if result.error:
+                reporter.fail(result.error)
+                continue
+            probs = engine.combine(result)
+            order = probs.argsort()[::-1][:k]
+            reporter.add({
+                "path": result.path,
+                "family": labels[order[0]],
+                "confidence": round(float(probs[order[0]]), 4),
+                "top_k": [{"family": labels[i], "probability": round(float(probs[i]), 4)} for i in order],
+                "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probs)},
+                "windows": len(result.probabilities),
+                "model": predictor.info.name,
+            })
+    raise typer.Exit(reporter.finish())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("classify")(classify)

@@ -1,0 +1,211 @@
+"""Train a single-label family classifier on NSynth-format note banks.
+
+Notes are decoded once into an int16 tensor (on the training device when it is a GPU), batches
+are drawn family-balanced, augmented on the device, and validated each epoch on instruments the
+model never trains on. The best checkpoint by validation accuracy is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from nsep.audio import atomic_output
+from nsep.augment import AugmentConfig, augment
+from nsep.data.nsynth import load_bank
+from nsep.errors import UsageError
+from nsep.models import registry
+from nsep.models.base import ModelInfo, pick_device, save_checkpoint
+from nsep.taxonomy import NSYNTH_FAMILIES
+
+SAMPLE_RATE = 16_000
+CLIP_SAMPLES = 64_000
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str
+    architecture: str = "cnn"
+    families: list[str] = field(default_factory=lambda: list(NSYNTH_FAMILIES))
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    patience: int = 8
+    steps_per_epoch: int | None = None
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    model_config: dict = field(default_factory=dict)
+    max_notes: int | None = None
+
+
+@dataclass
+class NoteSet:
+    """Decoded notes ``[N, T]`` int16, family indices and instrument keys."""
+
+    audio: torch.Tensor
+    labels: torch.Tensor
+    instruments: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _read_int16(path: str) -> np.ndarray:
+    data, rate = sf.read(path, dtype="int16", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise UsageError(f"{path}: {rate} Hz; training expects {SAMPLE_RATE} Hz notes")
+    mono = data.mean(axis=1).astype(np.int16) if data.shape[1] > 1 else data[:, 0]
+    out = np.zeros(CLIP_SAMPLES, dtype=np.int16)
+    out[: min(len(mono), CLIP_SAMPLES)] = mono[:CLIP_SAMPLES]
+    return out
+
+
+def load_notes(folders: list[str], families: list[str], seed: int, max_notes: int | None = None) -> tuple[NoteSet, NoteSet]:
+    """Train and valid note sets; valid holds whole instruments only (the bank's ``split`` field)."""
+    examples = [e for folder in folders for e in load_bank(folder) if e.instrument_family_str in families]
+    if not examples:
+        raise UsageError(f"no notes of families {', '.join(families)} in {', '.join(folders)}")
+    if max_notes and len(examples) > max_notes:
+        keep = np.random.default_rng(seed).choice(len(examples), max_notes, replace=False)
+        examples = [examples[i] for i in sorted(keep)]
+    with ThreadPoolExecutor(8) as pool:
+        audio = np.stack(list(pool.map(_read_int16, [str(e.path) for e in examples])))
+    labels = np.asarray([families.index(e.instrument_family_str) for e in examples])
+    keys = [f"{e.folder}:{e.instrument_str}" for e in examples]
+    is_valid = np.asarray([e.split == "valid" for e in examples])
+    if not is_valid.any() or is_valid.all():
+        raise UsageError("the note banks need a train/valid split by instrument (run `nsep data split`)")
+
+    def subset(mask: np.ndarray) -> NoteSet:
+        index = np.flatnonzero(mask)
+        return NoteSet(torch.from_numpy(audio[index]), torch.from_numpy(labels[index]), [keys[i] for i in index])
+
+    return subset(~is_valid), subset(is_valid)
+
+
+def _to_float(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float() / 32768.0
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, notes: NoteSet, device: torch.device, batch_size: int = 256) -> dict:
+    """Loss, accuracy and per-family accuracy on unaugmented notes."""
+    model.eval()
+    losses, predictions = [], []
+    for start in range(0, len(notes), batch_size):
+        wave = _to_float(notes.audio[start : start + batch_size].to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(wave).float()
+        target = notes.labels[start : start + batch_size].to(device)
+        losses.append(F.cross_entropy(logits, target, reduction="sum").item())
+        predictions.append(logits.argmax(-1).cpu())
+    predicted = torch.cat(predictions)
+    correct = (predicted == notes.labels).float()
+    per_family = {}
+    for index in notes.labels.unique().tolist():
+        mask = notes.labels == index
+        per_family[index] = round(correct[mask].mean().item(), 4)
+    return {"loss": sum(losses) / len(notes), "accuracy": correct.mean().item(), "per_family": per_family}
+
+
+def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
+    """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it."""
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    last_path, log_path = out.with_suffix(".last.pt"), out.with_suffix(".log.jsonl")
+    train_notes, valid_notes = load_notes(cfg.data, cfg.families, cfg.seed, cfg.max_notes)
+    report({"event": "data", "train_notes": len(train_notes), "valid_notes": len(valid_notes),
+            "train_instruments": len(set(train_notes.instruments)), "valid_instruments": len(set(valid_notes.instruments))})
+    if device.type == "cuda":
+        train_notes.audio = train_notes.audio.to(device)
+    model = registry.build(cfg.architecture, len(cfg.families), cfg.model_config).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    steps = cfg.steps_per_epoch or max(1, len(train_notes) // cfg.batch_size)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    counts = torch.bincount(train_notes.labels, minlength=len(cfg.families)).float()
+    weights = (1.0 / counts.clamp(min=1))[train_notes.labels]
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    sample_gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    best, start_epoch, stale = -1.0, 0, 0
+    if not resume:
+        log_path.unlink(missing_ok=True)
+    elif last_path.exists():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        sample_gen.set_state(state["sample_gen"])
+        history, best, start_epoch, stale = state["history"], state["best"], state["epoch"] + 1, state["stale"]
+    info = ModelInfo(
+        name=out.stem, architecture=cfg.architecture, task="classify", labels=list(cfg.families),
+        sample_rate=SAMPLE_RATE, clip_samples=CLIP_SAMPLES, config=cfg.model_config,
+        training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes)},
+    )
+    augment_cfg = AugmentConfig()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        began, running = time.time(), 0.0
+        for step in range(steps):
+            index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=sample_gen)
+            wave = _to_float(train_notes.audio[index.to(train_notes.audio.device)].to(device))
+            if cfg.augment:
+                wave = augment(wave, augment_cfg, SAMPLE_RATE, gen)
+            target = train_notes.labels[index].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = F.cross_entropy(model(wave).float(), target, label_smoothing=cfg.label_smoothing)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            schedule.step()
+            running += loss.item()
+            if step % 10 == 9 or step == steps - 1:
+                report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        metrics = evaluate(model, valid_notes, device)
+        row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_loss": metrics["loss"],
+               "valid_accuracy": metrics["accuracy"], "lr": schedule.get_last_lr()[0],
+               "seconds": round(time.time() - began, 1)}
+        history.append(row)
+        with log_path.open("a") as log:
+            log.write(json.dumps(row) + "\n")
+        report({"event": "epoch", **row})
+        if metrics["accuracy"] > best:
+            best, stale = metrics["accuracy"], 0
+            info.metrics = {"valid_accuracy": round(best, 4), "valid_per_family": {
+                cfg.families[k]: v for k, v in metrics["per_family"].items()}, "epoch": epoch + 1}
+            save_checkpoint(out, model, info)
+        else:
+            stale += 1
+        with atomic_output(last_path, overwrite=True) as tmp:
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "sample_gen": sample_gen.get_state(),
+                        "history": history, "best": best, "epoch": epoch, "stale": stale}, tmp)
+        if stale >= cfg.patience:
+            report({"event": "early_stop", "epoch": epoch + 1})
+            break
+    from nsep.plot import curves_png
+
+    curves_png(history, out.with_suffix(".curves.png"), f"{cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
+    return info.metrics

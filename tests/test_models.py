@@ -1,0 +1,92 @@
+"""Architectures, checkpoints and the predictor interface."""
+
+import numpy as np
+import pytest
+import torch
+
+from nsep.errors import NsepError
+from nsep.models import registry, xgb
+from nsep.models.base import ModelInfo, TorchPredictor, read_checkpoint, save_checkpoint
+from nsep.taxonomy import NSYNTH_FAMILIES
+
+LABELS = list(NSYNTH_FAMILIES)
+
+
+def _info(arch: str, config: dict | None = None) -> ModelInfo:
+    return ModelInfo(name="t", architecture=arch, task="classify", labels=LABELS, sample_rate=16_000,
+                     clip_samples=64_000, config=config or {})
+
+
+@pytest.mark.parametrize("arch,config", [("cnn", {"width": 8}), ("resnet18", {})])
+def test_architectures_map_waveforms_to_logits(arch, config):
+    model = registry.build(arch, len(LABELS), config).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 64_000))
+    assert logits.shape == (2, len(LABELS))
+
+
+def test_cnn_ignores_level():
+    model = registry.build("cnn", len(LABELS), {"width": 8}).eval()
+    wave = torch.randn(1, 64_000) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(model(wave), model(wave * 0.01), atol=1e-3)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = registry.build("cnn", len(LABELS), {"width": 8}).eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, _info("cnn", {"width": 8}))
+    info, state = read_checkpoint(path)
+    assert info.architecture == "cnn" and info.labels == LABELS and info.config == {"width": 8}
+    again = registry.build(info.architecture, len(info.labels), info.config).eval()
+    again.load_state_dict(state)
+    wave = torch.randn(3, 64_000)
+    assert np.allclose(TorchPredictor(model, info, torch.device("cpu")).predict(wave),
+                       TorchPredictor(again, info, torch.device("cpu")).predict(wave), atol=1e-6)
+
+
+def test_load_by_path_gives_probabilities(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": 8}), _info("cnn", {"width": 8}))
+    predictor = registry.load(str(path), "classify", "cpu")
+    probs = predictor.predict(torch.randn(4, 64_000))
+    assert probs.shape == (4, len(LABELS)) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_wrong_task_and_garbage_files_are_refused(tmp_path):
+    path = tmp_path / "m.pt"
+    info = _info("cnn", {"width": 8})
+    info.task = "detect"
+    save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": 8}), info)
+    with pytest.raises(NsepError, match="detect model"):
+        registry.load(str(path), "classify", "cpu")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(NsepError, match="not a loadable nsep checkpoint"):
+        registry.load(str(junk), "classify", "cpu")
+
+
+def test_unknown_model_name_is_a_usage_error():
+    from nsep.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown model"):
+        registry.load("no-such-model", "classify", "cpu")
+
+
+def test_seed_features_have_the_seed_shape():
+    assert xgb.seed_features(torch.randn(2, 64_000)).shape == (2, 1025 * 126)
+
+
+def test_xgb_round_trip(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(64_000) / 16_000
+    low = torch.sin(2 * torch.pi * 110 * t) + 0.01 * torch.randn(20, 64_000, generator=gen)
+    high = torch.sign(torch.sin(2 * torch.pi * 880 * t)) + 0.01 * torch.randn(20, 64_000, generator=gen)
+    waves, labels = torch.cat([low, high]), np.repeat([0, 1], 20)
+    booster = xgb.train(waves, labels, 2, rounds=5)
+    info = ModelInfo(name="x", architecture="xgb", task="classify", labels=["bass", "flute"], sample_rate=16_000,
+                     clip_samples=64_000)
+    xgb.save(booster, info, tmp_path / "x.ubj")
+    predictor = registry.load(str(tmp_path / "x.ubj"), "classify", "cpu")
+    assert predictor.info.labels == ["bass", "flute"]
+    assert (predictor.predict(waves).argmax(axis=1) == labels).all()
