@@ -14,9 +14,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from nsep import __version__
 from nsep.errors import NsepError, UsageError
@@ -83,7 +84,7 @@ def download(url: str, part: Path, size: int | None, label: str, progress: bool 
                 time.sleep(wait)
 
 
-def _attempt(url: str, part: Path, size: int | None, bar: Progress, task) -> None:
+def _attempt(url: str, part: Path, size: int | None, bar: Progress, task: TaskID) -> None:
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -136,7 +137,7 @@ def _continues(response: http.client.HTTPResponse, have: int) -> bool:
     return bool(match) and int(match.group(1)) == have
 
 
-def _copy(response: http.client.HTTPResponse, out, bar: Progress, task) -> None:
+def _copy(response: http.client.HTTPResponse, out: BinaryIO, bar: Progress, task: TaskID) -> None:
     try:
         while chunk := response.read(CHUNK):
             out.write(chunk)
