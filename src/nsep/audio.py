@@ -32,6 +32,8 @@ SILENCE_PEAK = 1e-6  # about -120 dBFS
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 STDIN = "-"
+LOWPASS_WIDTH = 6  # zero crossings of the resampling sinc on each side (torchaudio's default)
+ROLLOFF = 0.99
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,30 @@ def _open(path: str) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(_source(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        detail = str(err).split(":")[-1].strip() or "unknown format"
-        raise InputError(path, f"cannot decode audio ({detail})") from None
+        raise _undecodable(path, err) from None
     try:
         _check_header(path, handle.samplerate, handle.channels, handle.frames)
     except InputError:
         handle.close()
         raise
     return handle
+
+
+def _undecodable(path: str, err: Exception) -> InputError:
+    detail = str(err).split(":")[-1].strip() or "unknown format"
+    return InputError(path, f"cannot decode audio ({detail})")
+
+
+def _read(handle: sf.SoundFile, path: str, start: int, count: int) -> torch.Tensor:
+    """``count`` frames from ``start`` as ``[channels, frames]``; decoder failures become InputError."""
+    try:
+        handle.seek(start)
+        data = handle.read(count, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise _undecodable(path, err) from None
+    if data.shape[0] == 0:
+        raise InputError(path, "no audio frames" if start == 0 else f"audio ends at frame {start} of {handle.frames}")
+    return torch.from_numpy(np.ascontiguousarray(data.T))
 
 
 def _check_header(path: str, sample_rate: int, channels: int, frames: int) -> None:
@@ -144,7 +162,17 @@ def resample(samples: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """Band-limited resampling (torchaudio's windowed sinc)."""
     if orig == new:
         return samples
-    return AF.resample(samples, orig, new)
+    return AF.resample(samples, orig, new, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF)
+
+
+def _resample_context(orig: int, new: int) -> int:
+    """Input frames either side of a block that resampling it needs: the sinc's reach, in whole steps."""
+    if orig == new:
+        return 0
+    divisor = math.gcd(orig, new)
+    step, out = orig // divisor, new // divisor
+    reach = math.ceil(LOWPASS_WIDTH * step / (ROLLOFF * min(step, out))) + step
+    return step * math.ceil(reach / step)
 
 
 def load(
@@ -158,13 +186,7 @@ def load(
     with _open(path) as handle:
         rate = handle.samplerate
         frames = handle.frames if max_seconds is None else min(handle.frames, int(max_seconds * rate))
-        try:
-            data = handle.read(frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as err:
-            raise InputError(path, f"cannot decode audio ({err})") from None
-    if data.shape[0] == 0:
-        raise InputError(path, "no audio frames")
-    samples = torch.from_numpy(np.ascontiguousarray(data.T))
+        samples = _read(handle, path, 0, frames)
     check_samples(path, samples, allow_silent)
     samples = fit_channels(samples, channels)
     if sample_rate is not None:
@@ -189,15 +211,13 @@ def stream(
         target = sample_rate or rate
         step = rate // math.gcd(rate, target)  # input frames that map to a whole number of output frames
         block = max(step, int(block_seconds * rate) // step * step)
-        context = 0 if target == rate else step * math.ceil(256 / step)
+        context = _resample_context(rate, target)
         position = 0
         any_audio = False
         while position < handle.frames:
             start = max(0, position - context)
-            handle.seek(start)
             stop = min(handle.frames, position + block + context)
-            data = handle.read(stop - start, dtype="float32", always_2d=True)
-            samples = torch.from_numpy(np.ascontiguousarray(data.T))
+            samples = _read(handle, path, start, stop - start)
             check_samples(path, samples, allow_silent=True)
             any_audio = any_audio or bool(samples.abs().max() >= SILENCE_PEAK)
             samples = resample(fit_channels(samples, channels), rate, target)

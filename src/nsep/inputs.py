@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nsep.audio import AUDIO_EXTENSIONS, STDIN
-from nsep.errors import NsepError
+from nsep.errors import UsageError
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -18,7 +18,7 @@ def read_list(source: str) -> list[str]:
     try:
         text = sys.stdin.read() if source == STDIN else Path(source).read_text()
     except OSError as err:
-        raise NsepError(f"{source}: cannot read path list ({err.strerror})") from None
+        raise UsageError(f"{source}: cannot read path list ({err.strerror or err})") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -46,9 +46,11 @@ def expand(args: Iterable[str], files_from: str | None = None) -> list[str]:
     """Expand arguments in order, de-duplicated by resolved path; missing paths are kept for reporting."""
     wanted = list(args)
     if files_from is not None:
+        if files_from == STDIN and STDIN in wanted:
+            raise UsageError("'-' (stdin) can be given only once: as an input or as --files-from")
         wanted.extend(read_list(files_from))
-    if sum(a == STDIN for a in wanted) > 1:
-        raise NsepError("'-' (stdin) can be given only once")
+    if wanted.count(STDIN) > 1:
+        raise UsageError("'-' (stdin) can be given only once")
     seen: set[str] = set()
     result: list[str] = []
     for arg in wanted:

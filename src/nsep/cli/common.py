@@ -26,8 +26,9 @@ class Settings:
 
 
 settings = Settings()
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False, soft_wrap=True)
+# No emoji codes (a path may hold ":smile:") and no wrapping: a message stays one line, as written.
+stderr = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+stdout = Console(highlight=False, emoji=False, soft_wrap=True)
 
 
 def log(message: str, level: int = 0) -> None:
@@ -43,7 +44,7 @@ def warn(message: str) -> None:
 
 def error(message: str) -> None:
     """One line on stderr, always shown."""
-    stderr.print(f"nsep: error: {message}", markup=False, style="red", soft_wrap=True)
+    stderr.print(f"nsep: error: {message}", markup=False, style="red")
 
 
 def progress(total: int | None, description: str) -> Progress:
