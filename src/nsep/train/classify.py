@@ -85,7 +85,7 @@ def load_notes(folders: list[str], families: list[str], seed: int, max_notes: in
     with ThreadPoolExecutor(8) as pool:
         audio = np.stack(list(pool.map(_read_int16, [str(e.path) for e in examples])))
     labels = np.asarray([families.index(e.instrument_family_str) for e in examples])
-    keys = [f"{e.folder}:{e.instrument_str}" for e in examples]
+    keys = [f"{e.dataset}:{e.instrument_str}" for e in examples]
     is_valid = np.asarray([e.split == "valid" for e in examples])
     if not is_valid.any() or is_valid.all():
         raise UsageError("the note banks need a train/valid split by instrument (run `nsep data split`)")
