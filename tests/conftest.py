@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -109,11 +110,14 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Calla
     def invoke(*args: str) -> Result:
         monkeypatch.setattr(sys, "argv", ["nsep", *args])
         capsys.readouterr()
+        handler = signal.getsignal(signal.SIGTERM)  # main() installs its own
         try:
             main()
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        finally:
+            signal.signal(signal.SIGTERM, handler)
         out, err = capsys.readouterr()
         return code, out, err
 

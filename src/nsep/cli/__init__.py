@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -16,7 +17,7 @@ app = typer.Typer(
     name="nsep",
     help="Recognise and separate musical instruments in audio.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # also registers the shell-completion protocol (_NSEP_COMPLETE)
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -55,8 +56,14 @@ def _register() -> None:
 _register()
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """Unwind on SIGTERM, so ``finally`` blocks remove partly written outputs."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: turn expected errors into one line and an exit status, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
     except UsageError as err:

@@ -29,6 +29,7 @@ settings = Settings()
 # No emoji codes (a path may hold ":smile:") and no wrapping: a message stays one line, as written.
 stderr = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 stdout = Console(highlight=False, emoji=False, soft_wrap=True)
+PIPED_WIDTH = 10_000  # a table written to a file or a pipe keeps each row on one line
 
 
 def log(message: str, level: int = 0) -> None:
@@ -116,7 +117,11 @@ class Reporter:
             writer.writeheader()
             writer.writerows(rows)
         elif self.fmt == "table" and self.records:
-            stdout.print(self.table(self.records))
+            table = self.table(self.records)
+            for column in table.columns:
+                column.overflow = "fold"  # wrap long paths in their cell, never cut them short
+            wide = Console(highlight=False, emoji=False, width=PIPED_WIDTH)  # print() cannot exceed a console's width
+            (stdout if stdout.is_terminal else wide).print(table)
         sys.stdout.flush()
         return 1 if self.failures else 0
 
