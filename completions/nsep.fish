@@ -1,0 +1,1 @@
+complete --command nsep --no-files --arguments "(env _NSEP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) nsep)" --condition "env _NSEP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) nsep"
