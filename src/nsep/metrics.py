@@ -22,3 +22,76 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
 def accuracy(matrix: np.ndarray) -> float:
     total = matrix.sum()
     return float(np.trace(matrix) / total) if total else float("nan")
+
+
+def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the precision-recall steps (as sklearn computes it; ties form one step); NaN without positives."""
+    truth = np.asarray(truth, dtype=bool)
+    positives = int(truth.sum())
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    sorted_scores, hits = np.asarray(scores)[order], truth[order]
+    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    tp = np.cumsum(hits)[last_of_tie]
+    seen = np.flatnonzero(last_of_tie) + 1
+    recall = tp / positives
+    precision = tp / seen
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def label_average_precision(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """AP of each label (column) of ``[items, labels]`` scores; NaN for labels never present."""
+    return np.asarray([average_precision(scores[:, j], truth[:, j]) for j in range(scores.shape[1])])
+
+
+def mean_average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Mean AP over the labels that occur at least once."""
+    ap = label_average_precision(scores, truth)
+    return float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
+
+
+def multilabel_f1(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Micro F1, macro F1 (over labels present in truth or predictions) and per-label F1 of boolean ``[items, labels]``."""
+    predicted, truth = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    tp = (predicted & truth).sum(axis=0)
+    fp = (predicted & ~truth).sum(axis=0)
+    fn = (~predicted & truth).sum(axis=0)
+    per_label = _f1(tp, fp, fn)
+    micro = _f1(tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True))[0]
+    macro = float(np.nanmean(per_label)) if np.isfinite(per_label).any() else float("nan")
+    return {"micro": float(micro), "macro": macro, "per_label": per_label}
+
+
+def label_accuracy(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Share of items on which each label's yes/no decision is right (the seed's per-label accuracy)."""
+    return (np.asarray(predicted, dtype=bool) == np.asarray(truth, dtype=bool)).mean(axis=0)
+
+
+def best_threshold(scores: np.ndarray, truth: np.ndarray, default: float = 0.5) -> float:
+    """The decision threshold (``score >= t``) with the highest F1, halfway to the next lower score; ``default`` without positives."""
+    truth = np.asarray(truth, dtype=bool)
+    positives = int(truth.sum())
+    if positives == 0 or positives == len(truth):
+        return default
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    sorted_scores, hits = np.asarray(scores, dtype=np.float64)[order], truth[order]
+    last_of_tie = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+    tp = np.cumsum(hits)[last_of_tie]
+    fp = last_of_tie + 1 - tp
+    f1 = 2 * tp / (2 * tp + fp + (positives - tp))
+    best = int(np.argmax(f1))
+    cut = sorted_scores[last_of_tie[best]]
+    lower = sorted_scores[last_of_tie[best] + 1] if last_of_tie[best] + 1 < len(sorted_scores) else 0.0
+    return float((cut + lower) / 2)
+
+
+def best_thresholds(scores: np.ndarray, truth: np.ndarray, default: float = 0.5) -> np.ndarray:
+    """:func:`best_threshold` for each label (column)."""
+    return np.asarray([best_threshold(scores[:, j], truth[:, j], default) for j in range(scores.shape[1])])

@@ -47,6 +47,14 @@ class Predictor(ABC):
     @abstractmethod
     def predict(self, waves: torch.Tensor) -> np.ndarray: ...
 
+    def predict_frames(self, waves: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Clip probabilities ``[B, labels]`` and activity over time ``[B, labels, frames]``.
+
+        Frames split the clip evenly; a model without a time axis gives one frame, its clip output.
+        """
+        clip = self.predict(waves)
+        return clip, clip[:, :, None]
+
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
@@ -81,13 +89,28 @@ class TorchPredictor(Predictor):
     def device(self) -> torch.device:
         return self._device
 
+    def _probabilities(self, logits: torch.Tensor, dim: int) -> np.ndarray:
+        logits = logits.float()
+        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=dim)
+        return probs.cpu().numpy()
+
     @torch.inference_mode()
     def predict(self, waves: torch.Tensor) -> np.ndarray:
         waves = waves.to(self._device, non_blocking=True)
         with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._device.type == "cuda"):
-            logits = self.module(waves).float()
-        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-        return probs.cpu().numpy()
+            logits = self.module(waves)
+        return self._probabilities(logits, dim=-1)
+
+    @torch.inference_mode()
+    def predict_frames(self, waves: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Frame activity from modules that have ``forward_frames``; the base class's single frame otherwise."""
+        forward_frames = getattr(self.module, "forward_frames", None)
+        if forward_frames is None:
+            return super().predict_frames(waves)
+        waves = waves.to(self._device, non_blocking=True)
+        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._device.type == "cuda"):
+            clip, frames = forward_frames(waves)
+        return self._probabilities(clip, dim=-1), self._probabilities(frames, dim=1)
 
 
 def save_checkpoint(path: Path, module: nn.Module, info: ModelInfo) -> None:

@@ -49,18 +49,16 @@ class ResBlock(nn.Module):
 class Backbone(nn.Module):
     """Log-spectrogram ``[B, 1, F, T]`` -> embedding ``[B, E, T']`` (time kept for timelines)."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, time_pools: tuple[int, int, int, int] = (2, 2, 2, 1)):
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         )
+        widths = (width, width, 2 * width, 4 * width, 8 * width)
         self.blocks = nn.Sequential(
-            ResBlock(width, width, pool=(2, 2)),
-            ResBlock(width, 2 * width, pool=(2, 2)),
-            ResBlock(2 * width, 4 * width, pool=(2, 2)),
-            ResBlock(4 * width, 8 * width, pool=(2, 1)),
+            *(ResBlock(widths[i], widths[i + 1], pool=(2, time_pools[i])) for i in range(4))
         )
         self.out_channels = 8 * width
 

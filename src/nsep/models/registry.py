@@ -13,11 +13,16 @@ from torch import nn
 from nsep.errors import NsepError, UsageError
 from nsep.models.base import Predictor, TorchPredictor, pick_device, read_checkpoint
 from nsep.models.cnn import CNNClassifier
+from nsep.models.detector import CNNDetector
+from nsep.models.mlp import MLP
 from nsep.models.resnet import ResNet18Classifier
+from nsep.models.seedcnn import SeedCNN
 
-TORCH_ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNNClassifier, "resnet18": ResNet18Classifier}
+TORCH_ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "cnn": CNNClassifier, "resnet18": ResNet18Classifier, "detector": CNNDetector, "mlp": MLP, "seedcnn": SeedCNN,
+}
 ARCHITECTURES = (*TORCH_ARCHITECTURES, "xgb")
-DEFAULT_MODELS = {"classify": "classify-cnn"}
+DEFAULT_MODELS = {"classify": "classify-cnn", "detect": "detect-cnn"}
 MULTI_LABEL_TASKS = {"detect"}
 
 

@@ -1,0 +1,112 @@
+"""``nsep detect``: which instrument families play in each file, and when."""
+
+from __future__ import annotations
+
+import math
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from nsep import inputs
+from nsep.cli import common
+from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PATHS_ARGUMENT
+from nsep.errors import UsageError
+
+BAR_WIDTH = 48
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _bar(segments: list[dict], duration: float, width: int = BAR_WIDTH) -> Text:
+    """One character per ``duration / width`` seconds: a block where the family plays."""
+    cells = [False] * width
+    scale = width / max(duration, 1e-9)
+    for s in segments:
+        first = min(int(s["start"] * scale), width - 1)
+        for i in range(first, max(first + 1, min(math.ceil(s["end"] * scale), width))):
+            cells[i] = True
+    text = Text()
+    for on in cells:
+        text.append("█" if on else "·", style="green" if on else "dim")
+    return text
+
+
+def _table(records: list[dict]) -> Table:
+    table = Table(box=None)
+    table.add_column("path")
+    table.add_column("family")
+    table.add_column("p", justify="right")
+    table.add_column("timeline")
+    table.add_column("segments")
+    for r in records:
+        by_family: dict[str, list[dict]] = {}
+        for s in r["segments"]:
+            by_family.setdefault(s["family"], []).append(s)
+        shown = [f for f in r["present"] if f in r["labels"] or f in by_family]
+        head = f"{r['path']} ({_clock(r['duration'])})"
+        if not shown:
+            table.add_row(head, "-", "", "", "nothing detected")
+        for i, family in enumerate(shown):
+            runs = by_family.get(family, [])
+            spans = ", ".join(f"{_clock(s['start'])}-{_clock(s['end'])}" for s in runs[:3])
+            more = f" +{len(runs) - 3}" if len(runs) > 3 else ""
+            name = Text(family, style="bold" if family in r["labels"] else "dim")
+            table.add_row(head if i == 0 else "", name, f"{r['present'][family]:.2f}",
+                          _bar(runs, r["duration"]), spans + more)
+    return table
+
+
+def detect(
+    paths: list[str] = PATHS_ARGUMENT,
+    model: str = MODEL_OPTION,
+    threshold: float = typer.Option(None, "--threshold", "-t", min=0.0, max=1.0,
+                                    help="One decision threshold for every family [default: the model's, chosen on validation]."),
+    min_duration: float = typer.Option(0.5, "--min-duration", min=0.0, help="Drop timeline segments shorter than this (seconds)."),
+    device: str = DEVICE_OPTION,
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Windows per forward pass."),
+    files_from: str = FILES_FROM_OPTION,
+    json_: bool = common.JSON_OPTION,
+    jsonl: bool = common.JSONL_OPTION,
+    csv_: bool = common.CSV_OPTION,
+) -> None:
+    """Name the instrument families playing in each file, with a timeline of when each plays.
+
+    Files of any length are read in overlapping windows as a stream, so memory does not grow with
+    the file. A family is present when its probability reaches its threshold somewhere in the file.
+    """
+    fmt = common.output_format(json_, jsonl, csv_)
+    files = inputs.expand(paths or [], files_from)
+    if not files:
+        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    from nsep import detection
+    from nsep.models import registry
+
+    predictor = registry.load(model, "detect", device)
+    labels = predictor.info.labels
+    thresholds = detection.default_thresholds(predictor, threshold)
+    reporter = common.Reporter(fmt, _table)
+    with common.progress(len(files), "detect") as bar:
+        task = bar.add_task("detect", total=len(files))
+        for result in detection.run(predictor, files, thresholds, min_duration, batch_size,
+                                    on_done=lambda: bar.advance(task)):
+            if result.error:
+                reporter.fail(result.error)
+                continue
+            reporter.add({
+                "path": result.path,
+                "duration": round(result.duration, 3),
+                "present": {label: round(float(p), 4) for label, p in zip(labels, result.present)},
+                "labels": [label for label, p, t in zip(labels, result.present, thresholds) if p >= t],
+                "segments": [s.to_dict() for s in result.segments],
+                "windows": result.windows,
+                "model": predictor.info.name,
+            })
+    raise typer.Exit(reporter.finish())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect)

@@ -1,0 +1,119 @@
+"""Turn per-window activity into one timeline per file, and the timeline into segments, as windows stream by.
+
+Windows overlap; each window's frames are interpolated onto a fixed grid of cells and averaged
+with a taper that trusts a window's middle more than its edges. Cells no later window can reach
+are handed on at once, so memory holds only the cells of the windows in flight, however long
+the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+EDGE_WEIGHT = 0.05  # a taper's floor: a cell only one window reaches still gets that window's value
+MERGE_GAP = 0.25  # seconds: a family that stops for less than this has not stopped
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of time in which one family plays; ``confidence`` is its mean probability."""
+
+    family: str
+    start: float
+    end: float
+    confidence: float
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+class Timeline:
+    """Overlap-adds window activity ``[labels, frames]`` onto cells ``step`` seconds long."""
+
+    def __init__(self, n_labels: int, step: float):
+        self.step = step
+        self.total = np.zeros((n_labels, 0))
+        self.weight = np.zeros(0)
+        self.first = 0  # index of the first cell still held
+
+    def add(self, start: float, span: float, frames: np.ndarray) -> None:
+        """Window activity ``[labels, F]``: frame ``i`` is centred at ``start + (i + 0.5) * span / F``."""
+        lo = max(self.first, int(np.ceil(start / self.step - 0.5)))
+        hi = int(np.ceil((start + span) / self.step - 0.5))
+        if hi <= lo:
+            return
+        self._grow(hi)
+        centres = (np.arange(lo, hi) + 0.5) * self.step
+        position = (centres - start) / span
+        n = frames.shape[1]
+        frame_centres = (np.arange(n) + 0.5) / n
+        values = np.stack([np.interp(position, frame_centres, row) for row in frames])
+        taper = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * np.sin(np.pi * np.clip(position, 0, 1)) ** 2
+        self.total[:, lo - self.first : hi - self.first] += values * taper
+        self.weight[lo - self.first : hi - self.first] += taper
+
+    def _grow(self, end: int) -> None:
+        missing = end - self.first - self.weight.shape[0]
+        if missing > 0:
+            self.total = np.concatenate([self.total, np.zeros((self.total.shape[0], missing))], axis=1)
+            self.weight = np.concatenate([self.weight, np.zeros(missing)])
+
+    def pop(self, until: float) -> tuple[int, np.ndarray]:
+        """Release the cells that end by ``until`` seconds: (index of the first, ``[labels, cells]``)."""
+        end = min(int(until / self.step), self.first + self.weight.shape[0])
+        return self._release(end)
+
+    def finish(self, duration: float) -> tuple[int, np.ndarray]:
+        """Release every cell up to ``duration`` seconds."""
+        self._grow(int(np.ceil(duration / self.step)))
+        return self._release(int(np.ceil(duration / self.step)))
+
+    def _release(self, end: int) -> tuple[int, np.ndarray]:
+        count = max(0, end - self.first)
+        values = self.total[:, :count] / np.maximum(self.weight[:count], 1e-12)
+        first = self.first
+        self.total, self.weight = self.total[:, count:], self.weight[count:]
+        self.first += count
+        return first, values
+
+
+class SegmentTracker:
+    """Cells in, segments out: runs at or above each family's threshold, short gaps bridged, short runs dropped."""
+
+    def __init__(self, labels: list[str], thresholds: np.ndarray, step: float, min_duration: float,
+                 merge_gap: float = MERGE_GAP):
+        self.labels, self.thresholds, self.step = labels, np.asarray(thresholds), step
+        self.min_duration, self.gap_cells = min_duration, int(round(merge_gap / step))
+        self.open: dict[int, list[float]] = {}  # label -> [first cell, last active cell, probability sum, active cells]
+        self.segments: list[Segment] = []
+
+    def feed(self, first: int, cells: np.ndarray) -> None:
+        active = cells >= self.thresholds[:, None]
+        for offset in range(cells.shape[1]):
+            index = first + offset
+            for label in range(cells.shape[0]):
+                run = self.open.get(label)
+                if active[label, offset]:
+                    if run is None:
+                        self.open[label] = [index, index, cells[label, offset], 1]
+                    else:
+                        run[1], run[2], run[3] = index, run[2] + cells[label, offset], run[3] + 1
+                elif run is not None and index - run[1] > self.gap_cells:
+                    self._close(label)
+
+    def _close(self, label: int, limit: float | None = None) -> None:
+        first, last, total, count = self.open.pop(label)
+        start, end = first * self.step, (last + 1) * self.step
+        if limit is not None:
+            end = min(end, limit)
+        if end - start >= self.min_duration:
+            self.segments.append(Segment(self.labels[label], start, end, float(total / count)))
+
+    def finish(self, duration: float) -> list[Segment]:
+        """Close what is open (ending at ``duration`` at the latest); all segments by start, then family order."""
+        for label in sorted(self.open):
+            self._close(label, duration)
+        order = {name: i for i, name in enumerate(self.labels)}
+        return sorted(self.segments, key=lambda s: (s.start, order[s.family]))
