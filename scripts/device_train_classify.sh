@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: render the training fonts into NSynth format (split by instrument at
-# render time), train the classifier and leave weights, logs and curves in $OUT.
-# Usage: bash scripts/device_train_classify.sh [extra `nsep train classify` options]
+# On the lent GPU machine: render every SoundFont in .carry/fonts into NSynth format (split by
+# instrument at render time) and train one classifier per width in $WIDTHS, in parallel on the
+# one GPU; weights, logs and curves land in $OUT.
+# Usage: WIDTHS="16 24" bash scripts/device_train_classify.sh [extra `nsep train classify` options]
 source scripts/device_setup.sh
 set -euo pipefail
 data=datasets/gpu
 mkdir -p "$data"
 SECONDS=0
-nsep -q data render .carry/fonts/FluidR3_GM.sf3 -o "$data/fluidr3" --variations -j 16 --json > "$OUT/render-fluidr3.json"
-nsep -q data render .carry/fonts/sf_GMbank.sf2 -o "$data/gmbank" --variations -j 16 --json > "$OUT/render-gmbank.json"
-nsep -q data render .carry/fonts/OPL3.sf3 --synthetic .carry/fonts/OPL3.sf3 -o "$data/opl3" -j 16 --json > "$OUT/render-opl3.json"
+banks=()
+for font in .carry/fonts/*; do
+  name=$(basename "${font%.*}")
+  nsep -q data render "$font" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
+  banks+=(--data "$data/$name")
+done
 echo "rendered in ${SECONDS}s"
-nsep data info "$data"/* | tee "$OUT/data-info.txt"
-timeout 420 nsep train classify --data "$data"/* --model cnn --out "$OUT/classify-cnn.pt" "$@" 2>&1 | tee "$OUT/train-cnn.log" || true
-cp "$OUT"/classify-cnn.log.jsonl "$OUT"/train-cnn-history.jsonl 2>/dev/null || true
+nsep data info "$data"/* --json > "$OUT/data-info.json"
+for width in ${WIDTHS:-32}; do
+  timeout "${TRAIN_SECONDS:-420}" nsep train classify "${banks[@]}" --model cnn --width "$width" \
+    --out "$OUT/classify-cnn-w$width.pt" "$@" > "$OUT/train-w$width.log" 2>&1 &
+done
+wait
+tail -n 3 "$OUT"/train-*.log
 echo "total ${SECONDS}s"

@@ -23,6 +23,27 @@ class ClipNorm(nn.Module):
         return (x - mean) / std
 
 
+class SpecMask(nn.Module):
+    """SpecAugment-style masking while training: random bands and frames set to the clip mean (0)."""
+
+    def __init__(self, bands: int = 12, frames: int = 16, count: int = 2):
+        super().__init__()
+        self.bands, self.frames, self.count = bands, frames, count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        b, f, t = x.shape
+        keep = torch.ones_like(x, dtype=torch.bool)
+        for size, axis, length in ((self.bands, 1, f), (self.frames, 2, t)):
+            for _ in range(self.count):
+                width = torch.randint(0, size + 1, (b, 1, 1), device=x.device)
+                start = (torch.rand(b, 1, 1, device=x.device) * (length - width)).long()
+                position = torch.arange(length, device=x.device).view((1, -1, 1) if axis == 1 else (1, 1, -1))
+                keep &= (position < start) | (position >= start + width)
+        return x * keep
+
+
 class ResBlock(nn.Module):
     """Two 3x3 convolutions with a shortcut, then 2x2 average pooling."""
 
@@ -75,12 +96,13 @@ class CNNClassifier(nn.Module):
         self.feature = FeatureSpec.from_dict(feature) if feature else DEFAULT_FEATURE
         self.frontend = Spectrogram(self.feature)
         self.norm = ClipNorm()
+        self.mask = SpecMask()
         self.backbone = Backbone(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * self.backbone.out_channels, n_labels))
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
-            spec = self.norm(self.frontend(wave.float()))
+            spec = self.mask(self.norm(self.frontend(wave.float())))
         return self.backbone(spec.unsqueeze(1))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
