@@ -45,12 +45,14 @@ def _global(
 def _register() -> None:
     from nsep.cli import classify, evaluate, spectrogram, train
     from nsep.cli import models
+    from nsep.cli import data
 
     spectrogram.register(app)
     classify.register(app)
     app.add_typer(train.app, name="train")
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(models.app, name="models")
+    app.add_typer(data.app, name="data")
 
 
 _register()
