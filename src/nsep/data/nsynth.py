@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from nsep.audio import resample
 from nsep.errors import InputError
-from nsep.taxonomy import FAMILIES
+from nsep.taxonomy import FAMILIES, SOURCES
 
 NSYNTH_FRAMES = 64_000
 _OFFICIAL_SPLIT = re.compile(r"^nsynth-(train|valid|test)$")
@@ -28,14 +28,18 @@ _OFFICIAL_SPLIT = re.compile(r"^nsynth-(train|valid|test)$")
 
 @dataclass(frozen=True)
 class Example:
-    """One note of a bank: every NSynth field, where its wav lies, its split and its bank folder."""
+    """One note of a bank: every NSynth field, where its wav lies, its split and its bank folder.
 
-    note: int
+    Banks of real recordings may leave ``note``, ``instrument``, ``pitch``, ``velocity`` and the
+    qualities unknown (null or absent): those read as ``None`` / empty.
+    """
+
+    note: int | None
     note_str: str
-    instrument: int
+    instrument: int | None
     instrument_str: str
-    pitch: int
-    velocity: int
+    pitch: int | None
+    velocity: int | None
     sample_rate: int
     qualities: tuple[int, ...]
     qualities_str: tuple[str, ...]
@@ -74,22 +78,29 @@ def read_examples(folder: str | Path) -> dict[str, dict]:
     return data
 
 
+def _optional_int(fields: dict, key: str) -> int | None:
+    value = fields.get(key)
+    return None if value is None else int(value)
+
+
 def _example(folder: Path, default_split: str | None, note_str: str, fields: dict) -> Example:
     try:
+        source_str = fields["instrument_source_str"]
+        source = fields.get("instrument_source")
         return Example(
-            note=int(fields["note"]),
+            note=_optional_int(fields, "note"),
             note_str=note_str,
-            instrument=int(fields["instrument"]),
+            instrument=_optional_int(fields, "instrument"),
             instrument_str=fields["instrument_str"],
-            pitch=int(fields["pitch"]),
-            velocity=int(fields["velocity"]),
+            pitch=_optional_int(fields, "pitch"),
+            velocity=_optional_int(fields, "velocity"),
             sample_rate=int(fields["sample_rate"]),
-            qualities=tuple(int(q) for q in fields["qualities"]),
-            qualities_str=tuple(fields["qualities_str"]),
+            qualities=tuple(int(q) for q in fields.get("qualities") or ()),
+            qualities_str=tuple(fields.get("qualities_str") or ()),
             instrument_family=int(fields["instrument_family"]),
             instrument_family_str=fields["instrument_family_str"],
-            instrument_source=int(fields["instrument_source"]),
-            instrument_source_str=fields["instrument_source_str"],
+            instrument_source=SOURCES.index(source_str) if source is None else int(source),
+            instrument_source_str=source_str,
             path=folder / "audio" / f"{note_str}.wav",
             split=fields.get("split", default_split),
             dataset=folder,
