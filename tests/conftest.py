@@ -89,14 +89,13 @@ def make_audio(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def run_cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+def run_cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Result:
     """Run ``python -m nsep ARGS`` in a subprocess; return (exit code, stdout, stderr)."""
     proc = subprocess.run(
         [sys.executable, "-m", "nsep", *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
         env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        cwd=cwd,
         timeout=300,
     )
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()

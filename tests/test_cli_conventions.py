@@ -96,6 +96,8 @@ USAGE_ERRORS = {
     "stdin twice": (["-", "--files-from", "-"], "can be given only once"),
     "missing list": (["--files-from", "nowhere.txt"], "nowhere.txt: cannot read path list"),
     "many to one file": (["extra.wav", "-o", "one.png"], "need --output to be a folder"),
+    "wrong output type": (["-o", "a.jpg"], "--output a.jpg should end in .png, or name a folder"),
+    "picture name for an array": (["-o", "a.png", "--npy"], "--output a.png should end in .npy"),
 }
 
 

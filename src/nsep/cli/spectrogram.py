@@ -84,10 +84,13 @@ def spectrogram(
         raise UsageError("no input files (give files, folders, globs, or --files-from)")
     if len(paths) > 1 and output.suffix and not output.is_dir():
         raise UsageError(f"{len(paths)} inputs need --output to be a folder, not {output}")
+    suffix = ".npy" if npy else ".png"
+    if output.suffix and not output.is_dir() and output.suffix.lower() != suffix:
+        raise UsageError(f"--output {output} should end in {suffix}, or name a folder")
     from nsep import plot, spectrogram as engine  # heavy imports only when there is work
 
     reporter = common.Reporter(fmt, _table)
-    for path, target in zip(common.each_input(paths, reporter, "spectrogram"), _targets(paths, output, ".npy" if npy else ".png")):
+    for path, target in zip(common.each_input(paths, reporter, "spectrogram"), _targets(paths, output, suffix)):
         def work(path: str = path, target: Path = target) -> None:
             with atomic_output(target, overwrite) as tmp:
                 if npy:
