@@ -46,9 +46,11 @@ def _register() -> None:
     from nsep.cli import classify, evaluate, spectrogram, train
     from nsep.cli import models
     from nsep.cli import data
+    from nsep.cli import detect
 
     spectrogram.register(app)
     classify.register(app)
+    detect.register(app)
     app.add_typer(train.app, name="train")
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(models.app, name="models")

@@ -14,6 +14,27 @@ from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PA
 from nsep.errors import UsageError
 
 BAR_WIDTH = 48
+MAX_INSTRUMENTS = 6
+
+
+def parse_k(text: str) -> tuple[int, int]:
+    """``3`` or ``1..6``: how many instruments a mixture holds, as an inclusive range."""
+    low, _, high = text.partition("..")
+    try:
+        k = (int(low), int(high or low))
+    except ValueError:
+        raise UsageError(f"--k {text}: give a number or a range such as 1..6") from None
+    if not 1 <= k[0] <= k[1] <= MAX_INSTRUMENTS:
+        raise UsageError(f"--k {text}: instruments per mixture must lie in 1..{MAX_INSTRUMENTS}")
+    return k
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    """``seed``, ``music`` or ``seed,music``."""
+    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not modes or any(m not in ("seed", "music") for m in modes):
+        raise UsageError(f"--mode {text}: choose seed, music or seed,music")
+    return modes
 
 
 def _clock(seconds: float) -> str:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nsep.features import FeatureSpec, Spectrogram
-from nsep.models.cnn import Backbone, ClipNorm
+from nsep.models.cnn import Backbone, ClipNorm, SpecMask
 
 DETECT_FEATURE = FeatureSpec(scale="mel", sample_rate=16_000, n_fft=1024, hop=256, n_bands=128, fmin=20.0, fmax=8000.0, top_db=80.0)
 
@@ -41,6 +41,7 @@ class CNNDetector(nn.Module):
         self.feature = FeatureSpec.from_dict(feature) if feature else DETECT_FEATURE
         self.frontend = Spectrogram(self.feature)
         self.norm = ClipNorm()
+        self.mask = SpecMask(frames=0)  # bands only: masking frames would contradict the frame targets
         self.backbone = Backbone(width, time_pools=(2, 1, 1, 1))
         channels = self.backbone.out_channels
         self.temporal = nn.Sequential(*(TemporalBlock(channels, d) for d in dilations), nn.Dropout(dropout))
@@ -50,7 +51,7 @@ class CNNDetector(nn.Module):
     def forward_frames(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clip logits ``[B, L]`` and frame logits ``[B, L, F]``."""
         with torch.autocast(wave.device.type, enabled=False):
-            spec = self.norm(self.frontend(wave.float()))
+            spec = self.mask(self.norm(self.frontend(wave.float())))
         x = self.temporal(self.backbone(spec.unsqueeze(1)))
         frames = self.frame_head(x)
         weights = torch.softmax(self.attention(x).float(), dim=-1)
