@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,12 @@ def test_atomic_output_replaces_only_when_allowed(tmp_path: Path) -> None:
     with audio.atomic_output(target, overwrite=True) as tmp:
         tmp.write_text("second")
     assert target.read_text() == "second" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        path = audio.save(tmp_path / "a.wav", torch.zeros(1, 100), 8000)
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
