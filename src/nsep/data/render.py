@@ -37,7 +37,7 @@ import soundfile as sf
 from nsep import __version__
 from nsep.audio import atomic_output
 from nsep.data import splits
-from nsep.data.soundfont import Synth, presets
+from nsep.data.soundfont import Synth, presets, single_threaded_openmp
 from nsep.errors import NsepError, UsageError
 from nsep.taxonomy import (
     DRUM_BANK, DRUM_CHANNEL, DRUM_KITS, FAMILIES, QUALITIES, check_families, classify_program, family_index,
@@ -281,6 +281,7 @@ _worker: NoteRenderer | None = None
 
 def _init_worker(out: Path, config: RenderConfig) -> None:
     global _worker
+    single_threaded_openmp()
     _worker = NoteRenderer(out, config)
 
 

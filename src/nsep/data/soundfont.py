@@ -1,10 +1,11 @@
 """SoundFonts: list their presets (read from the file) and render notes with libfluidsynth via ctypes.
 
-Rendering is deterministic: ``fluid_synth_process`` renders float samples without dither, every note starts from a
-silent synth (all sounds off, then a block of silence so that killed voices are freed; before
-that, a note's voices could inherit state from the last note's), and every note renders a whole
-number of FluidSynth's 64-frame blocks. The first note of a new synth differs from later ones, so
-a throwaway note is rendered first.
+Rendering is deterministic: ``fluid_synth_process`` renders float samples without dither, and
+every note starts from the same state whatever was played before. A voice slot keeps some state
+from the last note that used it (the first block of the next note differs; so does the first
+note of a new synth), so each note is preceded by a one-block primer of the same note, and every
+note ends with all sounds off and a block of silence that frees the killed voices. Notes render
+a whole number of FluidSynth's 64-frame blocks.
 """
 
 from __future__ import annotations
@@ -120,6 +121,19 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+def single_threaded_openmp() -> None:
+    """Keep this process's OpenMP to one thread; call it first thing in a forked worker.
+
+    Debian's libfluidsynth loads samples in OpenMP parallel regions. In a process forked from one
+    that already ran OpenMP (torch does), the inherited thread pool has no threads and the first
+    parallel region waits for them forever.
+    """
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(1)
+    except (OSError, AttributeError):
+        pass  # no GNU OpenMP here: nothing can hang
+
+
 class Synth:
     """One FluidSynth instance rendering single notes offline: no reverb, no chorus, mono float32 out."""
 
@@ -137,7 +151,6 @@ class Synth:
             self._lib.delete_fluid_settings(self._settings)
             raise NsepError(f"FluidSynth could not start at {sample_rate} Hz")
         self._fonts: dict[str, int] = {}
-        self._primed = False
 
     def load(self, path: str | Path) -> int:
         """Load a SoundFont once; return its FluidSynth id."""
@@ -169,7 +182,11 @@ class Synth:
             frames = BLOCK
         raise NsepError("FluidSynth voices did not stop")
 
-    def _note(self, channel: int, key: int, velocity: int, held: int, total: int) -> np.ndarray:
+    def note(self, channel: int, key: int, velocity: int, held: int, total: int) -> np.ndarray:
+        """Play ``key`` for ``held`` frames, release, and return ``total`` frames of mono float32."""
+        self._lib.fluid_synth_noteon(self._synth, channel, key, velocity)  # the primer
+        self._add(np.zeros(BLOCK, dtype=np.float32))
+        self._flush(channel, BLOCK)
         out = np.zeros(total, dtype=np.float32)
         self._lib.fluid_synth_noteon(self._synth, channel, key, velocity)
         self._add(out[:held])
@@ -178,13 +195,6 @@ class Synth:
         self._flush(channel, total)
         out *= 0.5
         return out
-
-    def note(self, channel: int, key: int, velocity: int, held: int, total: int) -> np.ndarray:
-        """Play ``key`` for ``held`` frames, release, and return ``total`` frames of mono float32."""
-        if not self._primed:
-            self._note(channel, key, velocity, held, total)
-            self._primed = True
-        return self._note(channel, key, velocity, held, total)
 
     def close(self) -> None:
         if self._synth:
