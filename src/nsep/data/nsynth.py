@@ -154,19 +154,24 @@ def load_bank(
     return found
 
 
-def load_note(example: Example, sample_rate: int = 16_000, frames: int = NSYNTH_FRAMES) -> torch.Tensor:
+def read_note(example: Example, sample_rate: int = 16_000, frames: int = NSYNTH_FRAMES) -> np.ndarray:
     """A note's samples, mono ``[frames]`` float32 at ``sample_rate``, cut or zero-padded to ``frames``."""
     try:
         data, rate = sf.read(str(example.path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise InputError(str(example.path), f"cannot decode audio ({err})") from None
-    samples = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
     if rate != sample_rate:
-        samples = resample(samples[None], rate, sample_rate)[0]
-    out = torch.zeros(frames)
+        samples = resample(torch.from_numpy(np.ascontiguousarray(samples))[None], rate, sample_rate)[0].numpy()
+    out = np.zeros(frames, dtype=np.float32)
     n = min(frames, samples.shape[0])
     out[:n] = samples[:n]
     return out
+
+
+def load_note(example: Example, sample_rate: int = 16_000, frames: int = NSYNTH_FRAMES) -> torch.Tensor:
+    """:func:`read_note` as a tensor."""
+    return torch.from_numpy(read_note(example, sample_rate, frames))
 
 
 class NoteDataset(Dataset):
