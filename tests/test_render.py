@@ -18,7 +18,8 @@ import soundfile as sf
 
 from nsep.data import splits
 from nsep.data.nsynth import load_bank
-from nsep.data.render import RenderConfig, decimate2, plan, render
+from nsep.data.plan import RenderConfig, plan
+from nsep.data.render import decimate2, render
 from nsep.data.soundfont import library, presets
 from nsep.errors import InputError, UsageError
 from nsep.taxonomy import FAMILIES, SOURCES, classify_program

@@ -26,7 +26,7 @@ honestly. Decisions beyond the obvious ones:
 Sources follow NSynth: ``acoustic`` for instruments that sound without electricity,
 ``electronic`` for electric ones (electric pianos, guitars, basses and organs), ``synthetic``
 for synthesiser programs. A SoundFont that synthesises every sound (an FM/OPL font) labels all of
-its instruments ``synthetic`` (see ``nsep.data.render``).
+its instruments ``synthetic`` (see ``nsep.data.plan``).
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def render(
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Render SoundFonts into an NSynth-format note bank (examples.json + audio/*.wav)."""
-    from nsep.data.render import RenderConfig, render as render_bank
+    from nsep.data.plan import RenderConfig
+    from nsep.data.render import render as render_bank
 
     fmt = common.output_format(json_, False, False)
     low_high = _ints(pitches, "--pitches")
