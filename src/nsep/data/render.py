@@ -199,7 +199,7 @@ def render(
             on_progress(done, summary.planned)
     write_examples(out, instruments, config, valid_fraction, split)
     summary.seconds = time.perf_counter() - start
-    _write_manifest(out, fonts, config, summary)
+    _write_manifest(out, fonts, config, summary, {"valid_fraction": valid_fraction, "split": split})
     return summary
 
 
@@ -271,11 +271,13 @@ def save_examples(out: Path, examples: dict[str, dict]) -> None:
         tmp.write_text(json.dumps(examples, indent=1))
 
 
-def _write_manifest(out: Path, fonts: list[str | Path], config: RenderConfig, summary: RenderSummary) -> None:
+def _write_manifest(out: Path, fonts: list[str | Path], config: RenderConfig, summary: RenderSummary,
+                    splitting: dict) -> None:
     manifest = {
         "nsep_version": __version__,
         "fonts": [str(f) for f in fonts],
         "config": asdict(config),
+        "splitting": splitting,
         "summary": asdict(summary),
     }
     with atomic_output(out / "render.json", overwrite=True) as tmp:
