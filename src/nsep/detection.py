@@ -24,7 +24,7 @@ from nsep.timeline import Segment, SegmentTracker, Timeline
 
 BLOCK_SECONDS = 30.0  # audio decoded at a time
 SILENT_PEAK = 1e-4  # windows quieter than this (-80 dBFS) hold nothing
-QUEUE_WINDOWS = 256  # windows the decoder may run ahead
+QUEUE_WINDOWS = 64  # windows the decoder may run ahead (16 MB of 4-s windows)
 
 
 @dataclass

@@ -84,3 +84,71 @@ def classify(
         with common.progress(None, "train") as bar:
             metrics = train(cfg, resume=resume, report=_Reporter(bar))
     common.log(f"best validation accuracy {metrics.get('valid_accuracy')} -> {out}")
+
+
+SEED_OPTION = typer.Option(0, help="Seed of the run: the same command line gives the same model.")
+DEVICE_OPTION = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+RESUME_OPTION = typer.Option(False, "--resume", help="Continue from OUT's .last.pt checkpoint.")
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists.")
+
+
+class _DetectReporter(_Reporter):
+    """The classifier's progress and epoch lines, plus the detection scores of each epoch."""
+
+    def __call__(self, event: dict) -> None:
+        super().__call__(event)
+        if event["event"] == "epoch":
+            common.log(f"  valid mAP {event['valid_map']}, micro F1 {event['valid_micro_f1']}, "
+                       f"frame F1 {event['valid_frame_f1']}")
+
+
+@app.command("detect")
+def detect(
+    data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) with a train/valid split by instrument."),
+    out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt; .ubj for xgb)."),
+    model: str = typer.Option("cnn", "--model", "-m", help="cnn (nsep's frame-level detector), mlp, seedcnn, resnet18 or xgb."),
+    mode: str = typer.Option("seed,music", "--mode", help="Mixture kinds: seed (notes at t=0), music (notes in time), or both."),
+    k: str = typer.Option("1..6", "--k", help="Instruments per mixture: a number or a range."),
+    epochs: int = typer.Option(20, min=1),
+    steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=2),
+    lr: float = typer.Option(1e-3, "--lr"),
+    patience: int = typer.Option(6, help="Stop after this many epochs without a better validation mAP."),
+    valid_mixtures: int = typer.Option(512, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
+    frame_weight: float = typer.Option(1.0, "--frame-weight", min=0.0, help="Weight of the frame-activity loss (cnn)."),
+    width: int = typer.Option(None, help="Channel width of the cnn detector."),
+    init: Path = typer.Option(None, "--init", help="Start from these weights (e.g. a torchvision resnet18 state dict)."),
+    mixtures: int = typer.Option(4000, "--mixtures", min=10, help="Training mixtures for xgb (the seed used 4,000)."),
+    workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes [default: automatic]."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean mixtures only."),
+    seed: int = SEED_OPTION,
+    device: str = DEVICE_OPTION,
+    resume: bool = RESUME_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+) -> None:
+    """Train a family detector on mixtures of the train instruments; thresholds are chosen on valid ones."""
+    from nsep.cli.detect import parse_k, parse_modes
+    from nsep.train.detect import ARCHITECTURES, DetectConfig
+
+    if out.exists() and not (overwrite or resume):
+        raise OutputExistsError(str(out))
+    if model not in (*ARCHITECTURES, "xgb"):
+        raise UsageError(f"--model {model}: choose one of {', '.join((*ARCHITECTURES, 'xgb'))}")
+    if init and model == "xgb":
+        raise UsageError("--init applies to the neural models, not xgb")
+    cfg = DetectConfig(data=[str(d) for d in data], out=str(out), architecture=ARCHITECTURES.get(model, model),
+                       modes=parse_modes(mode), k=parse_k(k), epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       batch_size=batch_size, lr=lr, frame_weight=frame_weight, valid_mixtures=valid_mixtures,
+                       patience=patience, augment=not no_augment, workers=workers, seed=seed, device=device,
+                       model_config={"width": width} if width and model == "cnn" else {},
+                       init=str(init) if init else None)
+    with common.progress(None, "train") as bar:
+        if model == "xgb":
+            from nsep.train.detect_xgb import train_xgb
+
+            metrics = train_xgb(cfg, mixtures, report=_DetectReporter(bar))
+        else:
+            from nsep.train.detect import train
+
+            metrics = train(cfg, resume=resume, report=_DetectReporter(bar))
+    common.log(f"best validation mAP {metrics.get('valid', {}).get('map')} -> {out}")
