@@ -26,7 +26,7 @@ def score(model: str, realdev: Path, device: str) -> dict:
     items = json.loads((realdev / "mixes" / "mixes.json").read_text())
     predictor = registry.load(model, "detect", device)
     labels = predictor.info.labels
-    thresholds = detection.default_thresholds(predictor)
+    thresholds = detection.Thresholds.of(predictor.info)
     paths = [str(realdev / item["mixture"]) for item in items]
     probs = np.zeros((len(items), len(labels)))
     truth = np.zeros_like(probs, dtype=bool)
@@ -42,9 +42,9 @@ def score(model: str, realdev: Path, device: str) -> dict:
         for family in item["labels_unknown"]:
             known[i, labels.index(family)] = False
         found = {f: round(float(probs[i, labels.index(f)]), 3) for f in item["labels_present"]}
-        wrong = [f for j, f in enumerate(labels) if known[i, j] and not truth[i, j] and probs[i, j] >= thresholds[j]]
+        wrong = [f for j, f in enumerate(labels) if known[i, j] and not truth[i, j] and probs[i, j] >= thresholds.clip[j]]
         rows.append({"name": item["name"], "present": found,
-                     "missed": [f for f, p in found.items() if p < thresholds[labels.index(f)]],
+                     "missed": [f for f, p in found.items() if p < thresholds.clip[labels.index(f)]],
                      "false_positives": wrong})
     ap = {f: metrics.average_precision(probs[known[:, j], j], truth[known[:, j], j]) for j, f in enumerate(labels)}
     scored = {f: round(v, 4) for f, v in ap.items() if np.isfinite(v)}

@@ -75,8 +75,9 @@ def test_clip_models_load_with_thresholds_and_give_one_frame_per_window(tmp_path
     path = _save(tmp_path / "m.pt", "mlp", {}, thresholds=[0.25] * len(LABELS))
     predictor = registry.load(path, "detect", "cpu")
     assert predictor.info.thresholds == [0.25] * len(LABELS)
-    assert list(detection.default_thresholds(predictor)) == [0.25] * len(LABELS)
-    assert list(detection.default_thresholds(predictor, 0.7)) == [0.7] * len(LABELS)
+    thresholds = detection.Thresholds.of(predictor.info)
+    assert list(thresholds.clip) == list(thresholds.frame) == [0.25] * len(LABELS)  # frames default to clip's
+    assert list(detection.Thresholds.of(predictor.info, 0.7).frame) == [0.7] * len(LABELS)
     clip, frames = predictor.predict_frames(torch.randn(2, 64_000))
     assert clip.shape == (2, len(LABELS)) and frames.shape == (2, len(LABELS), 1)
 
@@ -88,7 +89,8 @@ def test_a_long_file_gets_a_timeline_over_all_of_it(tmp_path):
     wave[:10] = 0.01  # not all silent at the start
     path = tmp_path / "ten-minutes.wav"
     sf.write(path, wave, rate)
-    (result,) = detection.run(Loudness(), [str(path)], np.array([0.5, 0.5]), min_duration=1.0)
+    thresholds = detection.Thresholds(np.array([0.5, 0.5]), np.array([0.5, 0.5]))
+    (result,) = detection.run(Loudness(), [str(path)], thresholds, min_duration=1.0)
     assert result.error is None and result.duration == pytest.approx(seconds)
     assert result.windows == 2 * seconds - 1
     assert [(s.family, round(s.start, 1), round(s.end, 1)) for s in result.segments] == [("a", 100.0, 400.0)]
@@ -124,3 +126,23 @@ def test_a_classifier_is_refused_and_options_are_checked(cli, make_audio, tmp_pa
     assert code == 2 and "classify model, not detect" in err
     code, _, err = cli("detect", str(a), "--threshold", "1.5")
     assert code == 2
+
+
+def test_xgb_detector_predicts_every_family_and_keeps_its_thresholds(tmp_path):
+    from nsep.models import xgb
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(64_000) / 16_000
+    level = torch.rand(12, 1, generator=gen)
+    waves = torch.sin(2 * torch.pi * 110 * t) * level + 0.01 * torch.randn(12, 64_000, generator=gen)
+    targets = np.zeros((12, len(LABELS)), dtype=np.float32)
+    targets[::2, 0] = 1
+    booster = xgb.train_multilabel(xgb.seed_features(waves), targets, rounds=2)
+    info = ModelInfo(name="x", architecture="xgb", task="detect", labels=LABELS, sample_rate=16_000, clip_samples=64_000,
+                     thresholds=[0.3] * len(LABELS), frame_thresholds=[0.4] * len(LABELS))
+    xgb.save(booster, info, tmp_path / "x.ubj")
+    predictor = registry.load(str(tmp_path / "x.ubj"), "detect", "cpu")
+    assert predictor.info.thresholds == [0.3] * len(LABELS) and predictor.info.frame_thresholds == [0.4] * len(LABELS)
+    clip, frames = predictor.predict_frames(waves[:3])
+    assert clip.shape == (3, len(LABELS)) and frames.shape == (3, len(LABELS), 1)
+    assert ((clip >= 0) & (clip <= 1)).all()

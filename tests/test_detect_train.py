@@ -86,9 +86,9 @@ def test_training_learns_above_chance_and_resumes(trained):
 def test_thresholds_load_with_the_model(trained):
     out, metrics, _ = trained
     predictor = registry.load(str(out), "detect", "cpu")
-    thresholds = predictor.info.thresholds
-    assert len(thresholds) == len(FAMILIES) and all(0 <= t <= 1 for t in thresholds)
-    assert thresholds[FAMILIES.index("brass")] == 0.5  # never seen in validation: the default
+    for thresholds in (predictor.info.thresholds, predictor.info.frame_thresholds):
+        assert len(thresholds) == len(FAMILIES) and all(0 <= t <= 1 for t in thresholds)
+        assert thresholds[FAMILIES.index("brass")] == 0.5  # never seen in validation: the default
     assert predictor.info.metrics["valid"]["map"] == metrics["valid"]["map"]
 
 

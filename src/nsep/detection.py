@@ -19,7 +19,7 @@ import torch
 
 from nsep import audio
 from nsep.errors import NsepError
-from nsep.models.base import Predictor
+from nsep.models.base import ModelInfo, Predictor
 from nsep.timeline import Segment, SegmentTracker, Timeline
 
 BLOCK_SECONDS = 30.0  # audio decoded at a time
@@ -40,12 +40,21 @@ class Detection:
     error: str | None = None
 
 
-def default_thresholds(predictor: Predictor, threshold: float | None = None) -> np.ndarray:
-    """``threshold`` for every family if given, else the model's validated ones, else 0.5."""
-    n = len(predictor.info.labels)
-    if threshold is not None:
-        return np.full(n, threshold)
-    return np.asarray(predictor.info.thresholds) if predictor.info.thresholds else np.full(n, 0.5)
+@dataclass(frozen=True)
+class Thresholds:
+    """Each family's decision thresholds: for presence in a clip or file, and for timeline frames."""
+
+    clip: np.ndarray
+    frame: np.ndarray
+
+    @classmethod
+    def of(cls, info: ModelInfo, override: float | None = None) -> Thresholds:
+        """``override`` for everything if given, else the model's validated ones, else 0.5."""
+        n = len(info.labels)
+        if override is not None:
+            return cls(np.full(n, override), np.full(n, override))
+        clip = np.asarray(info.thresholds) if info.thresholds else np.full(n, 0.5)
+        return cls(clip, np.asarray(info.frame_thresholds) if info.frame_thresholds else clip)
 
 
 def windows(path: str, sample_rate: int, size: int, hop: int) -> Iterator[tuple[int, torch.Tensor] | float]:
@@ -70,7 +79,7 @@ def windows(path: str, sample_rate: int, size: int, hop: int) -> Iterator[tuple[
 class _FileState:
     """A file in flight: its timeline, segment tracker and running presence."""
 
-    def __init__(self, index: int, path: str, labels: list[str], thresholds: np.ndarray, min_duration: float):
+    def __init__(self, index: int, path: str, labels: list[str], thresholds: Thresholds, min_duration: float):
         self.result = Detection(index, path)
         self.labels, self.thresholds, self.min_duration = labels, thresholds, min_duration
         self.timeline: Timeline | None = None
@@ -82,7 +91,7 @@ class _FileState:
         if self.timeline is None:
             step = min(span / frames.shape[1], hop)
             self.timeline = Timeline(len(self.labels), step)
-            self.tracker = SegmentTracker(self.labels, self.thresholds, step, self.min_duration)
+            self.tracker = SegmentTracker(self.labels, self.thresholds.frame, step, self.min_duration)
         self.presence = np.maximum(self.presence, clip)
         self.timeline.add(start, span, frames)
         self.tracker.feed(*self.timeline.pop(start))
@@ -124,7 +133,7 @@ def _decode(paths: list[str], sample_rate: int, size: int, hop: int, out: queue.
 def run(
     predictor: Predictor,
     paths: list[str],
-    thresholds: np.ndarray,
+    thresholds: Thresholds,
     min_duration: float = 0.0,
     batch_size: int = 32,
     hop_fraction: float = 0.5,

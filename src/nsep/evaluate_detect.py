@@ -19,6 +19,7 @@ import torch
 from nsep import metrics
 from nsep.data import mixtures
 from nsep.data.nsynth import Example
+from nsep.detection import Thresholds
 from nsep.models.base import Predictor
 
 SAMPLE_RATE = 16_000
@@ -79,42 +80,40 @@ def _round(value: float) -> float | None:
     return None if not np.isfinite(value) else round(float(value), 4)
 
 
-def _frame_f1(c: Collected, columns: np.ndarray, thresholds: np.ndarray) -> dict:
-    """F1 over every (mixture, frame) of the reference grid."""
-    decided = c.frame_probs[:, columns] >= thresholds[columns, None]
-
-    def flat(x: np.ndarray) -> np.ndarray:
-        return x.transpose(0, 2, 1).reshape(-1, len(columns))
-
-    return metrics.multilabel_f1(flat(decided), flat(c.frame_truth[:, columns]))
+def frames_by_label(frames: np.ndarray) -> np.ndarray:
+    """``[N, L, R]`` -> ``[N * R, L]``: every (mixture, frame) as one item."""
+    return frames.transpose(0, 2, 1).reshape(-1, frames.shape[1])
 
 
-def _summary(c: Collected, columns: np.ndarray, thresholds: np.ndarray) -> tuple[dict, dict]:
+def _summary(c: Collected, columns: np.ndarray, thresholds: Thresholds) -> tuple[dict, dict]:
     """Headline scores, and per-label arrays (AP, F1, accuracy, frame F1) for ``columns``."""
     probs, truth = c.probs[:, columns], c.truth[:, columns]
-    decided = probs >= thresholds[columns]
-    f1, frames = metrics.multilabel_f1(decided, truth), _frame_f1(c, columns, thresholds)
+    decided = probs >= thresholds.clip[columns]
+    f1 = metrics.multilabel_f1(decided, truth)
+    frames = metrics.multilabel_f1(frames_by_label(c.frame_probs[:, columns] >= thresholds.frame[columns, None]),
+                                   frames_by_label(c.frame_truth[:, columns]))
     accuracy = metrics.label_accuracy(decided, truth)
     ap = metrics.label_average_precision(probs, truth)
     headline = {
-        "mixtures": len(probs),
-        "per_label_accuracy": _round(accuracy.mean()),
         "map": _round(np.nanmean(ap) if np.isfinite(ap).any() else np.nan),
         "micro_f1": _round(f1["micro"]),
         "macro_f1": _round(f1["macro"]),
+        "per_label_accuracy": _round(accuracy.mean()),
         "frame_f1": _round(frames["micro"]),
         "frame_macro_f1": _round(frames["macro"]),
+        "mixtures": len(probs),
     }
     return headline, {"ap": ap, "f1": f1["per_label"], "accuracy": accuracy, "frame_f1": frames["per_label"]}
 
 
-def scores(c: Collected, labels: list[str], thresholds: np.ndarray) -> dict:
+def scores(c: Collected, labels: list[str], thresholds: Thresholds) -> dict:
     """Overall, per-family and per-instrument-count scores over the families that occur in ``c``."""
     columns = np.flatnonzero(c.truth.any(axis=0))
     headline, per_label = _summary(c, columns, thresholds)
     per_family = {
         labels[j]: {**{name: _round(values[i]) for name, values in per_label.items()},
-                    "threshold": round(float(thresholds[j]), 4), "support": int(c.truth[:, j].sum())}
+                    "threshold": round(float(thresholds.clip[j]), 4),
+                    "frame_threshold": round(float(thresholds.frame[j]), 4), "support": int(c.truth[:, j].sum())}
         for i, j in enumerate(columns)
     }
     by_count = {int(k): _summary(_subset(c, c.counts == k), columns, thresholds)[0] for k in np.unique(c.counts)}
@@ -126,7 +125,7 @@ def _subset(c: Collected, mask: np.ndarray) -> Collected:
 
 
 def mixture_scores(predictor: Predictor, examples: list[Example], mode: str, k: tuple[int, int], count: int,
-                   seed: int, thresholds: np.ndarray, batch_size: int = 32, workers: int = 0,
+                   seed: int, thresholds: Thresholds, batch_size: int = 32, workers: int = 0,
                    on_batch: Callable[[int], None] | None = None) -> dict:
     """:func:`scores` on ``count`` fresh mixtures of each size in ``k`` (seeded), made from ``examples``."""
     loaders = [mixture_loader(examples, (mode,), count, run_seed(seed, "eval", n), (n, n), batch_size, workers,

@@ -108,7 +108,7 @@ def detect(
 
     predictor = registry.load(model, "detect", device)
     labels = predictor.info.labels
-    thresholds = detection.default_thresholds(predictor, threshold)
+    thresholds = detection.Thresholds.of(predictor.info, threshold)
     reporter = common.Reporter(fmt, _table)
     with common.progress(len(files), "detect") as bar:
         task = bar.add_task("detect", total=len(files))
@@ -121,7 +121,7 @@ def detect(
                 "path": result.path,
                 "duration": round(result.duration, 3),
                 "present": {label: round(float(p), 4) for label, p in zip(labels, result.present)},
-                "labels": [label for label, p, t in zip(labels, result.present, thresholds) if p >= t],
+                "labels": [label for label, p, t in zip(labels, result.present, thresholds.clip) if p >= t],
                 "segments": [s.to_dict() for s in result.segments],
                 "windows": result.windows,
                 "model": predictor.info.name,

@@ -81,7 +81,7 @@ def _detect_tables(scores: dict) -> list[Table]:
         overall.add_column(name.replace("_", " "), justify="right", no_wrap=True)
     overall.add_row(str(scores["mixtures"]), *(cell(scores[h]) for h in headline))
     families = Table(box=None)
-    columns = ("support", "threshold", "accuracy", "ap", "f1", "frame_f1")
+    columns = ("support", "threshold", "accuracy", "ap", "f1", "frame_threshold", "frame_f1")
     families.add_column("family")
     for name in columns:
         families.add_column(name.replace("_", " "), justify="right")
@@ -115,7 +115,7 @@ def detect(
     """Per-label accuracy, mAP, micro and macro F1 and frame-level F1, per family and by instrument count."""
     from nsep.cli.detect import parse_k
     from nsep.data.nsynth import load_bank
-    from nsep.detection import default_thresholds
+    from nsep.detection import Thresholds
     from nsep.evaluate_detect import mixture_scores
     from nsep.models import registry
 
@@ -129,7 +129,7 @@ def detect(
     total = mixtures * (ks[1] - ks[0] + 1)
     with common.progress(total, "eval") as bar:
         task = bar.add_task("eval", total=total)
-        scores = mixture_scores(predictor, examples, mode, ks, mixtures, seed, default_thresholds(predictor, threshold),
+        scores = mixture_scores(predictor, examples, mode, ks, mixtures, seed, Thresholds.of(predictor.info, threshold),
                                 batch_size, workers, on_batch=lambda n: bar.advance(task, n))
     scores["data"] = [str(d) for d in data]
     if json_:

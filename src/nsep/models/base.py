@@ -30,7 +30,8 @@ class ModelInfo:
     sample_rate: int
     clip_samples: int
     config: dict[str, Any] = field(default_factory=dict)
-    thresholds: list[float] | None = None
+    thresholds: list[float] | None = None  # multi-label decisions per label, chosen on validation
+    frame_thresholds: list[float] | None = None  # the same for frame activity (timelines); None: as ``thresholds``
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -126,6 +127,7 @@ def save_checkpoint(path: Path, module: nn.Module, info: ModelInfo) -> None:
         "sample_rate": info.sample_rate,
         "clip_samples": info.clip_samples,
         "thresholds": info.thresholds,
+        "frame_thresholds": info.frame_thresholds,
         "metrics": info.metrics,
         "training": info.training,
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
@@ -152,6 +154,7 @@ def read_checkpoint(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         clip_samples=int(payload["clip_samples"]),
         config=dict(payload.get("config") or {}),
         thresholds=payload.get("thresholds"),
+        frame_thresholds=payload.get("frame_thresholds"),
         metrics=dict(payload.get("metrics") or {}),
         training=dict(payload.get("training") or {}),
     )

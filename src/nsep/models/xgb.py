@@ -57,6 +57,7 @@ def save(booster, info: ModelInfo, path: Path) -> None:
         "architecture": info.architecture, "task": info.task, "labels": info.labels,
         "sample_rate": info.sample_rate, "clip_samples": info.clip_samples,
         "metrics": info.metrics, "training": info.training, "thresholds": info.thresholds,
+        "frame_thresholds": info.frame_thresholds,
     }))
     with atomic_output(path, overwrite=True) as tmp:
         booster.save_model(str(tmp.with_suffix(".ubj")))
@@ -81,6 +82,7 @@ class XGBPredictor(Predictor):
             name=name, architecture="xgb", task=meta["task"], labels=meta["labels"],
             sample_rate=meta["sample_rate"], clip_samples=meta["clip_samples"],
             metrics=meta.get("metrics", {}), training=meta.get("training", {}), thresholds=meta.get("thresholds"),
+            frame_thresholds=meta.get("frame_thresholds"),
         )
 
     def predict(self, waves: torch.Tensor) -> np.ndarray:

@@ -25,6 +25,7 @@ from nsep import evaluate_detect, metrics
 from nsep.evaluate_detect import CLIP_SAMPLES, SAMPLE_RATE, mixture_loader, run_seed
 from nsep.audio import atomic_output
 from nsep.augment import AugmentConfig, augment
+from nsep.detection import Thresholds
 from nsep.data.nsynth import Example, load_bank
 from nsep.errors import UsageError
 from nsep.models import registry
@@ -128,9 +129,17 @@ def validate(predictor: Predictor, batches: Iterable) -> tuple[evaluate_detect.C
     return collected, float(-(t * np.log(p) + (~t) * np.log(1 - p)).mean())
 
 
-def choose_thresholds(collected: evaluate_detect.Collected) -> np.ndarray:
-    """Each family's threshold for the best F1 on validation (0.5 where validation has none of it)."""
-    return metrics.best_thresholds(collected.probs, collected.truth)
+def choose_thresholds(collected: evaluate_detect.Collected) -> Thresholds:
+    """Each family's thresholds for the best F1 on validation, of clips and of frames (0.5 where validation has none of it)."""
+    return Thresholds(metrics.best_thresholds(collected.probs, collected.truth),
+                      metrics.best_thresholds(evaluate_detect.frames_by_label(collected.frame_probs.astype(np.float32)),
+                                              evaluate_detect.frames_by_label(collected.frame_truth)))
+
+
+def store_thresholds(info: ModelInfo, thresholds: Thresholds) -> None:
+    """Put the chosen thresholds into the weights' metadata."""
+    info.thresholds = [round(float(t), 4) for t in thresholds.clip]
+    info.frame_thresholds = [round(float(t), 4) for t in thresholds.frame]
 
 
 def _update(model: torch.nn.Module, optimiser: torch.optim.Optimizer, schedule, loss: torch.Tensor) -> float:
@@ -188,7 +197,8 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
     elif last_path.exists():
         loop = _restore(last_path, model, optimiser, schedule, gen)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
-        info.metrics, info.thresholds = loop["metrics"], loop["thresholds"]
+        info.metrics = loop["metrics"]
+        info.thresholds, info.frame_thresholds = loop["thresholds"], loop["frame_thresholds"]
     predictor = TorchPredictor(model, info, device, multi_label=True)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -220,13 +230,13 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         report({"event": "epoch", **row})
         if (scores["map"] or 0.0) > best:
             best, stale = scores["map"], 0
-            info.thresholds = [round(float(t), 4) for t in thresholds]
+            store_thresholds(info, thresholds)
             info.metrics = {"valid": scores, "epoch": epoch + 1}
             save_checkpoint(out, model, info)
         else:
             stale += 1
         loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
-                "thresholds": info.thresholds}
+                "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds}
         with atomic_output(last_path, overwrite=True) as tmp:
             torch.save({"parts": {name: part.state_dict() for name, part in
                                   (("model", model), ("optimiser", optimiser), ("schedule", schedule))},

@@ -15,7 +15,7 @@ from nsep.models.base import ModelInfo
 from nsep.taxonomy import FAMILIES
 from nsep.train.detect import (
     CLIP_SAMPLES, SAMPLE_RATE, DetectConfig, auto_workers, choose_thresholds, mixture_loader, run_seed, split_banks,
-    validate,
+    store_thresholds, validate,
 )
 
 SEED_MIXTURES = 4000  # the seed trained each booster on 4,000 mixtures
@@ -56,7 +56,7 @@ def train_xgb(cfg: DetectConfig, mixtures: int = SEED_MIXTURES, colsample: float
                            cfg.batch_size, workers, device, shuffle=False)
     collected, _ = validate(predictor, valid)
     thresholds = choose_thresholds(collected)
-    info.thresholds = [round(float(t), 4) for t in thresholds]
+    store_thresholds(info, thresholds)
     info.metrics = {"valid": evaluate_detect.scores(collected, info.labels, thresholds)}
     xgb.save(booster, info, Path(cfg.out))
     return info.metrics
