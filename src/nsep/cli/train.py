@@ -119,6 +119,8 @@ def detect(
     width: int = typer.Option(None, help="Channel width of the cnn detector."),
     init: Path = typer.Option(None, "--init", help="Start from these weights (e.g. a torchvision resnet18 state dict)."),
     mixtures: int = typer.Option(4000, "--mixtures", min=10, help="Training mixtures for xgb (the seed used 4,000)."),
+    colsample: float = typer.Option(0.1, "--colsample", min=0.01, max=1.0,
+                                    help="Share of the 129,150 features each xgb tree may use (1 is slow)."),
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes [default: automatic]."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean mixtures only."),
     seed: int = SEED_OPTION,
@@ -146,7 +148,7 @@ def detect(
         if model == "xgb":
             from nsep.train.detect_xgb import train_xgb
 
-            metrics = train_xgb(cfg, mixtures, report=_DetectReporter(bar))
+            metrics = train_xgb(cfg, mixtures, colsample, report=_DetectReporter(bar))
         else:
             from nsep.train.detect import train
 

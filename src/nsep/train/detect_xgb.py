@@ -21,7 +21,7 @@ from nsep.train.detect import (
 SEED_MIXTURES = 4000  # the seed trained each booster on 4,000 mixtures
 
 
-def train_xgb(cfg: DetectConfig, mixtures: int = SEED_MIXTURES, colsample: float = 0.25,
+def train_xgb(cfg: DetectConfig, mixtures: int = SEED_MIXTURES, colsample: float = 0.1,
               report: Callable[[dict], None] = print) -> dict:
     """Fit on ``mixtures`` training mixtures; thresholds and scores from the validation mixtures."""
     device = torch.device("cpu")
