@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: render every SoundFont in .carry/fonts into NSynth format (split by
-# instrument at render time) and train one classifier per width in $WIDTHS, in parallel on the
-# one GPU; weights, logs and curves land in $OUT.
+# On the lent GPU machine: render the SoundFonts in $FONT_DIRS (default .carry/fonts) into NSynth
+# format (fonts in a folder named *synthetic* labelled synthetic), split by instrument group (15 % valid), and train one classifier per width in $WIDTHS,
+# in parallel on the one GPU; weights, logs and curves land in $OUT. RENDER_ONLY=1 stops after
+# rendering (fonts too large for one call's carry are rendered over two calls on a warm machine).
 # Usage: WIDTHS="16 24" bash scripts/device_train_classify.sh [extra `nsep train classify` options]
 source scripts/device_setup.sh
 set -euo pipefail
@@ -9,12 +10,16 @@ data=datasets/gpu
 mkdir -p "$data"
 SECONDS=0
 banks=()
-for font in .carry/fonts/*; do
-  name=$(basename "${font%.*}")
-  nsep -q data render "$font" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
-  banks+=(--data "$data/$name")
+for dir in ${FONT_DIRS:-.carry/fonts}; do
+  for font in "$dir"/*; do
+    name=$(basename "${font%.*}")
+    how=(); [[ "$dir" != *synthetic* ]] || how=(--synthetic "$font")  # FM fonts: source "synthetic"
+    nsep -q data render "$font" "${how[@]}" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
+  done
 done
 echo "rendered in ${SECONDS}s"
+[ -z "${RENDER_ONLY:-}" ] || exit 0
+for bank in "$data"/*; do banks+=(--data "$bank"); done
 nsep data info "$data"/* --json > "$OUT/data-info.json"
 for width in ${WIDTHS:-32}; do
   timeout "${TRAIN_SECONDS:-420}" nsep train classify "${banks[@]}" --model cnn --width "$width" \
