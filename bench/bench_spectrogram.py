@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from common import machine, measure
 
 RATE = 44_100
 RESULTS = Path(__file__).parent / "results" / "spectrogram.json"
@@ -44,18 +43,6 @@ def synthesise(path: Path, minutes: float, chunk_seconds: int = 60) -> None:
             out.write(tone.T.astype(np.float32))
 
 
-def measure(args: list[str], cwd: Path | None = None) -> dict:
-    """Run ``nsep ARGS`` in a child process; return its wall time and peak RSS (from ``os.wait4``)."""
-    command = [sys.executable, "-m", "nsep", *args]
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=cwd)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"nsep failed: {' '.join(command)}")
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -79,7 +66,7 @@ def main() -> None:
         print(f"{name:<26} {row['wall_s']:>9} {row['peak_rss_mb']:>14}")
     report = {
         "input": {"minutes": args.minutes, "sample_rate": RATE, "channels": 2, "format": args.format},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "cases": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

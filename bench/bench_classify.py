@@ -1,0 +1,76 @@
+"""Benchmark ``nsep classify`` end to end from wav files: clips per second and accuracy, per model.
+
+Run: ``python bench/bench_classify.py --data BANK [--clips 2000] [--models classify-cnn classify-xgb]
+[--device cpu] [--repeat 3]``. BANK is an NSynth-format folder (e.g. a TimGM6mb render from
+``nsep data render``); clips are drawn from it with a fixed seed. Each run is a fresh process
+(start-up and model loading included); the table shows the median of the runs. Writes JSON to
+``bench/results/classify-<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common import machine, measure
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--clips", type=int, default=2000)
+    parser.add_argument("--models", nargs="+", default=["classify-cnn"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    from nsep.data.nsynth import load_bank
+
+    examples = load_bank(args.data)
+    rng = np.random.default_rng(0)
+    chosen = [examples[i] for i in sorted(rng.choice(len(examples), min(args.clips, len(examples)), replace=False))]
+    truth = {str(e.path): e.instrument_family_str for e in chosen}
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "files.txt"
+        listing.write_text("\n".join(truth) + "\n")
+        for model in args.models:
+            extra = ["--device", args.device]
+            if args.batch_size:
+                extra += ["--batch-size", str(args.batch_size)]
+            if args.workers is not None:
+                extra += ["--workers", str(args.workers)]
+            runs = []
+            for _ in range(args.repeat):
+                out = Path(tmp) / "out.jsonl"
+                with out.open("w") as handle:
+                    runs.append(measure(["-q", "classify", "--files-from", str(listing), "--model", model, "--jsonl", *extra],
+                                        stdout=handle))
+            predictions = [json.loads(line) for line in out.read_text().splitlines()]
+            accuracy = float(np.mean([p["family"] == truth[p["path"]] for p in predictions]))
+            wall = statistics.median(r["wall_s"] for r in runs)
+            rows[model] = {"clips": len(truth), "median_wall_s": wall, "clips_per_s": round(len(truth) / wall, 1),
+                           "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "accuracy": round(accuracy, 4),
+                           "runs": runs, "args": extra}
+            print(f"{model}: {rows[model]}", file=sys.stderr)
+    print(f"{'model':<22} {'clips':>6} {'median wall (s)':>16} {'clips/s':>8} {'accuracy':>9} {'peak RSS (MB)':>14}")
+    for model, row in rows.items():
+        print(f"{model:<22} {row['clips']:>6} {row['median_wall_s']:>16} {row['clips_per_s']:>8} "
+              f"{row['accuracy']:>9} {row['peak_rss_mb']:>14}")
+    report = {"data": str(args.data), "device": args.device, "machine": machine(), "models": rows}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"classify-{args.device.replace(':', '')}.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Add (or replace) a trained weights file in weights/manifest.json, with its held-out metrics.
+
+Usage: python scripts/register_model.py weights/classify-cnn.pt --name classify-cnn \
+           --description "..." --training-data "..." --command "..." [--metrics KEY=FILE.json ...]
+Each metrics file is a JSON document (e.g. from `nsep eval ... --json`); its headline numbers are
+stored under KEY. Labels, sample rate and the architecture come from the weights file itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nsep import repo
+
+HEADLINE = ("accuracy", "notes", "per_family", "map", "micro_f1", "macro_f1", "frame_f1", "per_label_accuracy",
+            "mixtures", "mode")
+
+
+def _info(path: Path) -> dict:
+    if path.suffix == ".ubj":
+        from nsep.models.xgb import XGBPredictor
+
+        info = XGBPredictor(path, path.stem).info
+    else:
+        from nsep.models.base import read_checkpoint
+
+        info, _ = read_checkpoint(path)
+    return {"task": info.task, "architecture": info.architecture, "labels": info.labels,
+            "sample_rate": info.sample_rate, "valid": info.metrics}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--training-data", required=True)
+    parser.add_argument("--command", required=True)
+    parser.add_argument("--metrics", nargs="*", default=[], help="KEY=FILE.json")
+    args = parser.parse_args()
+    info = _info(args.file)
+    metrics = {"validation": info["valid"]}
+    for item in args.metrics:
+        key, file = item.split("=", 1)
+        data = json.loads(Path(file).read_text())
+        metrics[key] = {k: v for k, v in data.items() if k in HEADLINE}
+    entry = repo.ModelEntry(name=args.name, task=info["task"], architecture=info["architecture"],
+                            sample_rate=info["sample_rate"], channels=1, labels=info["labels"],
+                            description=args.description, training={"data": args.training_data, "command": args.command},
+                            metrics=metrics)
+    written = repo.register(entry, args.file, Path("weights/manifest.json"))
+    print(f"{written.name}: {written.size} bytes, sha256 {written.sha256}")
+
+
+if __name__ == "__main__":
+    main()
