@@ -85,7 +85,7 @@ def detect(
     paths: list[str] = PATHS_ARGUMENT,
     model: str = MODEL_OPTION,
     threshold: float = typer.Option(None, "--threshold", "-t", min=0.0, max=1.0,
-                                    help="One decision threshold for every family [default: the model's, chosen on validation]."),
+                                    help="One decision threshold for every family (default: the model's, chosen on validation)."),
     min_duration: float = typer.Option(0.5, "--min-duration", min=0.0, help="Drop timeline segments shorter than this (seconds)."),
     device: str = DEVICE_OPTION,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Windows per forward pass."),

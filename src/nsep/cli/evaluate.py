@@ -106,7 +106,7 @@ def detect(
     seed: int = typer.Option(0, help="Seed of the mixtures: the same seed gives the same mixtures."),
     split: str = typer.Option(None, "--split", help="Use only notes of this split (train, valid, test)."),
     threshold: float = typer.Option(None, "--threshold", "-t", min=0.0, max=1.0,
-                                    help="One threshold for every family [default: the model's]."),
+                                    help="One threshold for every family (default: the model's)."),
     device: str = DEVICE_OPTION,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Mixtures per forward pass."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Mixture-making processes."),

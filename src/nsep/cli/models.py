@@ -145,7 +145,7 @@ def _verify_table(records: list[dict[str, Any]]) -> Table:
 
 
 @app.command("verify")
-def verify(names: list[str] = typer.Argument(None, help="Model names [default: all].", show_default=False),
+def verify(names: list[str] = typer.Argument(None, help="Model names (default: all).", show_default=False),
            repo_location: str = REPO_OPTION, json_: bool = JSON_OPTION) -> None:
     """Re-hash bundled, cached and repo copies of weights; exit 1 if any does not match."""
     _use(repo_location)
@@ -191,7 +191,7 @@ def _removed_table(records: list[dict[str, Any]]) -> Table:
 
 
 @app.command("clear-cache")
-def clear_cache(names: list[str] = typer.Argument(None, help="Model names [default: the whole cache].", show_default=False),
+def clear_cache(names: list[str] = typer.Argument(None, help="Model names (default: the whole cache).", show_default=False),
                 yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
                 repo_location: str = REPO_OPTION, json_: bool = JSON_OPTION) -> None:
     """Delete downloaded weights from the cache (bundled weights are never touched)."""

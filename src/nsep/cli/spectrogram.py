@@ -58,7 +58,7 @@ def spectrogram(
     window: str = typer.Option("hann", help=f"STFT window: {', '.join(WINDOWS)}."),
     bands: int = typer.Option(128, "--bands", "--n-mels", help="Bands of the mel or log scale."),
     fmin: float = typer.Option(0.0, "--fmin", help="Lowest frequency shown (Hz); log scale starts at 27.5 Hz if 0."),
-    fmax: float = typer.Option(None, "--fmax", help="Highest frequency shown (Hz) [default: half the sample rate]."),
+    fmax: float = typer.Option(None, "--fmax", help="Highest frequency shown (Hz) (default: half the sample rate)."),
     top_db: float = typer.Option(80.0, "--db-range", help="Dynamic range shown below the peak (dB)."),
     size: str = typer.Option("1200x500", "--size", help="Picture size WIDTHxHEIGHT in pixels."),
     npy: bool = typer.Option(False, "--npy", help="Save the full-resolution dB array (.npy) instead of a picture."),
