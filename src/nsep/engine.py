@@ -63,11 +63,12 @@ class _Decoder(Dataset):
 
 
 def auto_workers(n_files: int, device: torch.device) -> int:
-    """Decoder processes: none for a few files, more when a GPU waits for data."""
+    """Decoder processes: several when a GPU waits for data; none on the CPU, where a decoder would
+    take cores from the model (measured on 2 cores: 165 clips/s without, 138 with one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if n_files < 16:
+    if n_files < 16 or device.type != "cuda":
         return 0
-    return min(8, cores) if device.type == "cuda" else 1
+    return min(8, cores)
 
 
 def run(
