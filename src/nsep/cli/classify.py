@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from nsep import inputs
 from nsep.cli import common
-from nsep.errors import UsageError
 
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model name (see `nsep models list`) or weights file.")
 DEVICE_OPTION = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
@@ -46,9 +44,7 @@ def classify(
     Clips longer than the model's window are judged window by window and the windows averaged.
     """
     fmt = common.output_format(json_, jsonl, csv_)
-    files = inputs.expand(paths or [], files_from)
-    if not files:
-        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    files = common.input_files(paths, files_from)
     from nsep import engine
     from nsep.models import registry
 

@@ -61,6 +61,16 @@ def progress(total: int | None, description: str) -> Progress:
     )
 
 
+def input_files(paths: list[str] | None, files_from: str | None) -> list[str]:
+    """The audio files named on the command line; none at all is a usage error."""
+    from nsep import inputs
+
+    files = inputs.expand(paths or [], files_from)
+    if not files:
+        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    return files
+
+
 def output_format(json_: bool, jsonl: bool, csv_: bool) -> str:
     chosen = [name for name, on in (("json", json_), ("jsonl", jsonl), ("csv", csv_)) if on]
     if len(chosen) > 1:

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from nsep import inputs
 from nsep.cli import common
 from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PATHS_ARGUMENT
 from nsep.errors import UsageError
@@ -100,9 +99,7 @@ def detect(
     the file. A family is present when its probability reaches its threshold somewhere in the file.
     """
     fmt = common.output_format(json_, jsonl, csv_)
-    files = inputs.expand(paths or [], files_from)
-    if not files:
-        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    files = common.input_files(paths, files_from)
     from nsep import detection
     from nsep.models import registry
 

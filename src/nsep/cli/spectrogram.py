@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from nsep import inputs
 from nsep.audio import STDIN, atomic_output
 from nsep.cli import common
 from nsep.errors import UsageError
@@ -79,9 +78,7 @@ def spectrogram(
     if hop > n_fft:
         raise UsageError("--hop must not exceed --n-fft")
     width, height = _parse_size(size)
-    paths = inputs.expand(paths or [], files_from)
-    if not paths:
-        raise UsageError("no input files (give files, folders, globs, or --files-from)")
+    paths = common.input_files(paths, files_from)
     if len(paths) > 1 and output.suffix and not output.is_dir():
         raise UsageError(f"{len(paths)} inputs need --output to be a folder, not {output}")
     suffix = ".npy" if npy else ".png"
