@@ -9,6 +9,8 @@ from nsep.models import registry, xgb
 from nsep.models.base import ModelInfo, TorchPredictor, read_checkpoint, save_checkpoint
 from nsep.taxonomy import NSYNTH_FAMILIES
 
+from model_server import model_repo  # noqa: F401 (fixture)
+
 LABELS = list(NSYNTH_FAMILIES)
 
 
@@ -90,3 +92,18 @@ def test_xgb_round_trip(tmp_path):
     predictor = registry.load(str(tmp_path / "x.ubj"), "classify", "cpu")
     assert predictor.info.labels == ["bass", "flute"]
     assert (predictor.predict(waves).argmax(axis=1) == labels).all()
+
+
+def test_a_named_model_loads_through_the_manifest_and_a_tampered_file_is_refused(model_repo):
+    from nsep import repo
+
+    path = model_repo / "classify-tiny.pt"
+    save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": 8}), _info("cnn", {"width": 8}))
+    repo.register(repo.ModelEntry(name="classify-tiny", task="classify", architecture="cnn", sample_rate=16_000,
+                                  channels=1, labels=LABELS), path, model_repo / "manifest.json")
+    assert registry.load("tiny", "classify", "cpu").info.name == "classify-tiny"  # short name completed by task
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(NsepError, match="classify-tiny|sha256|hash"):
+        registry.load("classify-tiny", "classify", "cpu")
