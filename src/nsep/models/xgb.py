@@ -23,11 +23,16 @@ SEED_PARAMS = {"max_depth": 3, "eta": 0.1, "tree_method": "hist", "max_bin": 64}
 SEED_ROUNDS = 100
 
 
-def seed_features(waves: torch.Tensor) -> np.ndarray:
-    """Flattened |STFT| of peak-normalised waveforms ``[B, T]`` -> ``[B, 1025 * frames]`` float32."""
-    peak = waves.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
-    power = Spectrogram(SEED_FEATURE).power(waves.float() / peak)
-    return power.sqrt().flatten(1).numpy()
+def seed_features(waves: torch.Tensor, chunk: int = 256) -> np.ndarray:
+    """Flattened |STFT| of peak-normalised waveforms ``[B, T]`` -> ``[B, 1025 * frames]`` float32.
+
+    Computed ``chunk`` clips at a time, so the complex STFT never holds the whole batch."""
+    front = Spectrogram(SEED_FEATURE)
+    parts = []
+    for part in waves.split(chunk):
+        peak = part.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
+        parts.append(front.power(part.float() / peak).sqrt().flatten(1).numpy())
+    return np.concatenate(parts)
 
 
 def train(waves: torch.Tensor, labels: np.ndarray, n_labels: int, rounds: int = SEED_ROUNDS, threads: int = 0, seed: int = 0):
