@@ -95,3 +95,20 @@ def best_threshold(scores: np.ndarray, truth: np.ndarray, default: float = 0.5) 
 def best_thresholds(scores: np.ndarray, truth: np.ndarray, default: float = 0.5) -> np.ndarray:
     """:func:`best_threshold` for each label (column)."""
     return np.asarray([best_threshold(scores[:, j], truth[:, j], default) for j in range(scores.shape[1])])
+
+
+def si_sdr(estimate: np.ndarray, reference: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+    """Scale-invariant SDR in dB over the last axis (Le Roux et al. 2019); NaN where the reference is silent."""
+    estimate, reference = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
+    energy = (reference**2).sum(-1)
+    scale = (estimate * reference).sum(-1) / np.maximum(energy, eps)
+    target = scale[..., None] * reference
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 10 * np.log10((target**2).sum(-1) / np.maximum(((estimate - target) ** 2).sum(-1), eps))
+    return np.where(energy > eps, value, np.nan)
+
+
+def sdr(estimate: np.ndarray, reference: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+    """Track-level SDR in dB over the last axis (MDX challenge's nSDR: no scaling, no framing)."""
+    estimate, reference = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
+    return 10 * np.log10(((reference**2).sum(-1) + eps) / (((reference - estimate) ** 2).sum(-1) + eps))

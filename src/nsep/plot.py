@@ -91,7 +91,9 @@ def curves_png(history: list[dict], out: Path, title: str) -> None:
     for key in metric_keys:
         right.plot(epochs, [h.get(key) for h in history], marker="o", label=key.replace("_", " "))
     right.set_xlabel("epoch")
-    right.set_ylim(0, 1)
+    values = [h.get(k) for h in history for k in metric_keys if h.get(k) is not None]
+    if values and 0 <= min(values) and max(values) <= 1:
+        right.set_ylim(0, 1)
     right.legend()
     fig.suptitle(title)
     fig.savefig(out, format="png")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,25 @@ class Mixture:
     k: int
 
 
+class NoteStore:
+    """Notes decoded once into one int16 array, cut or padded to ``frames``.
+
+    Worker processes forked after it is made share its pages, so mixtures cost arithmetic rather
+    than file reads (about 10x faster in ``music`` mode); it needs notes x frames x 2 bytes of memory.
+    """
+
+    def __init__(self, examples: Sequence[Example], sample_rate: int, frames: int, threads: int = 16):
+        self.sample_rate, self.frames = sample_rate, frames
+        self.rows = {str(e.path): i for i, e in enumerate(examples)}
+        self.audio = np.zeros((len(examples), frames), dtype=np.int16)
+        with ThreadPoolExecutor(threads) as pool:
+            for row, note in enumerate(pool.map(lambda e: read_note(e, sample_rate, frames), examples)):
+                self.audio[row] = np.clip(np.round(note * 32767), -32768, 32767)
+
+    def get(self, example: Example) -> np.ndarray:
+        return self.audio[self.rows[str(example.path)]].astype(np.float32) / 32767
+
+
 def _by_pitch(notes: list[Example]) -> dict[int | None, list[Example]]:
     """One instrument's notes by pitch, pitches ascending (unknown pitches, of recordings, last)."""
     found: dict[int | None, list[Example]] = defaultdict(list)
@@ -96,8 +116,10 @@ def _by_pitch(notes: list[Example]) -> dict[int | None, list[Example]]:
 class MixtureDataset(Dataset):
     """Seeded mixtures of the notes in ``examples`` (see the module's description)."""
 
-    def __init__(self, examples: Sequence[Example], config: MixtureConfig = MixtureConfig()):
-        self.config = config
+    def __init__(self, examples: Sequence[Example], config: MixtureConfig = MixtureConfig(), store: NoteStore | None = None):
+        if store is not None and (store.sample_rate, store.frames) != (config.sample_rate, config.clip_samples):
+            raise ValueError("the note store's rate and length differ from the mixtures'")
+        self.config, self.store = config, store
         self.families = list(config.families)
         # family -> instrument key -> notes; instrument identity is (bank folder, instrument_str)
         index: dict[str, dict[tuple[str, str], list[Example]]] = defaultdict(lambda: defaultdict(list))
@@ -115,6 +137,8 @@ class MixtureDataset(Dataset):
         return self.config.count
 
     def _load(self, example: Example) -> np.ndarray:
+        if self.store is not None:
+            return self.store.get(example)
         key = str(example.path)
         if key in self._cache:
             return self._cache[key]
@@ -214,12 +238,13 @@ def dataset(
     k: tuple[int, int] = (1, 4),
     sample_rate: int = 16_000,
     clip_samples: int = 64_000,
+    store: NoteStore | None = None,
     **options,
 ) -> MixtureDataset:
     """A :class:`MixtureDataset`; ``options`` are further :class:`MixtureConfig` fields."""
     config = MixtureConfig(mode=mode, count=count, seed=seed, k=tuple(k), sample_rate=sample_rate,
                            clip_samples=clip_samples, **options)
-    return MixtureDataset(examples, config)
+    return MixtureDataset(examples, config, store)
 
 
 def collate(items: list[Mixture]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -6,20 +6,24 @@ A name is a manifest entry (``classify-cnn``), a short architecture name complet
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
 from nsep.errors import NsepError, UsageError
 from nsep.models.base import Predictor, TorchPredictor, pick_device, read_checkpoint
+from nsep.models.bandsplit import BandSplitSeparator
 from nsep.models.cnn import CNNClassifier
 from nsep.models.detector import CNNDetector
 from nsep.models.mlp import MLP
 from nsep.models.resnet import ResNet18Classifier
 from nsep.models.seedcnn import SeedCNN
+from nsep.models.unet import UNetSeparator, unet_bilstm
 
-TORCH_ARCHITECTURES: dict[str, type[nn.Module]] = {
+TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": CNNClassifier, "resnet18": ResNet18Classifier, "detector": CNNDetector, "mlp": MLP, "seedcnn": SeedCNN,
+    "unet": UNetSeparator, "unet-bilstm": unet_bilstm, "bandsplit": BandSplitSeparator,
 }
 ARCHITECTURES = (*TORCH_ARCHITECTURES, "xgb")
 DEFAULT_MODELS = {"classify": "classify-cnn", "detect": "detect-cnn"}

@@ -1,0 +1,203 @@
+"""Train a mask separator on mixtures made on the fly from note banks.
+
+Mixtures of the banks' train instruments come from the sampler (``music`` mode by default: lines
+of notes with their own timing and gain per family); their stems are the targets. The loss is a
+thresholded SNR on the waveform (Wisdom et al. 2020): for each family playing, the negative SNR of
+its stem, capped at ``snr_cap`` dB; for each family absent, the energy of what the model still
+puts there, relative to the mixture. Validation uses a fixed set of mixtures of the valid
+instruments; the best epoch by median SI-SDR improvement is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nsep import metrics
+from nsep.audio import atomic_output
+from nsep.data import mixtures
+from nsep.evaluate_detect import run_seed
+from nsep.models import registry
+from nsep.models.base import ModelInfo, pick_device, save_checkpoint
+from nsep.taxonomy import FAMILIES
+from nsep.train.detect import auto_workers, load_init, split_banks
+
+SAMPLE_RATE = 16_000
+SEGMENT_SAMPLES = 64_000  # inference window stored with the weights
+
+
+@dataclass
+class SeparateConfig:
+    data: list[str]
+    out: str
+    architecture: str = "bandsplit"
+    modes: tuple[str, ...] = ("music",)
+    k: tuple[int, int] = (1, 4)
+    clip_samples: int = 32_000
+    epochs: int = 20
+    steps_per_epoch: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    snr_cap: float = 30.0
+    valid_mixtures: int = 256
+    patience: int = 6
+    max_seconds: float | None = None  # stop after the epoch that crosses this much training time
+    init: str | None = None  # start from these weights
+    preload: bool | None = None  # decode all notes into memory first (default: on a GPU)
+    workers: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    model_config: dict = field(default_factory=dict)
+
+
+def separation_loss(estimate: torch.Tensor, stems: torch.Tensor, mix: torch.Tensor, cap_db: float = 30.0) -> torch.Tensor:
+    """Thresholded SNR loss in dB, averaged over the batch: ``estimate``/``stems [B, S, T]``, ``mix [B, T]``."""
+    tau = 10 ** (-cap_db / 10)
+    energy = stems.square().sum(-1)
+    error = (estimate - stems).square().sum(-1)
+    mix_energy = mix.square().sum(-1, keepdim=True).clamp_min(1e-8)
+    present = energy > 1e-8 * mix_energy
+    playing = 10 * torch.log10(error + tau * energy + 1e-8) - 10 * torch.log10(energy + 1e-8)
+    silent = 10 * torch.log10(estimate.square().sum(-1) + tau * mix_energy) - 10 * torch.log10(mix_energy)
+    return torch.where(present, playing, silent).sum(-1).mean() / stems.shape[1]
+
+
+def loader(examples, cfg: SeparateConfig, count: int, seed: int, k: tuple[int, int], workers: int,
+           device: torch.device, shuffle: bool = True, store: mixtures.NoteStore | None = None) -> torch.utils.data.DataLoader:
+    """Batches ``(mix [B, 1, T], stems [B, S, T], presence [B, S])`` of ``count`` mixtures per mode."""
+    sets = [mixtures.dataset(examples, mode, count, run_seed(seed, mode), k, SAMPLE_RATE, cfg.clip_samples, store)
+            for mode in cfg.modes]
+    return torch.utils.data.DataLoader(
+        torch.utils.data.ConcatDataset(sets), batch_size=cfg.batch_size, shuffle=shuffle, num_workers=workers,
+        generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda",
+        collate_fn=mixtures.collate_stems,
+    )
+
+
+@torch.inference_mode()
+def validate(model: torch.nn.Module, batches, device: torch.device) -> dict:
+    """Median SI-SDR and SI-SDR improvement over the playing stems of the validation mixtures."""
+    model.eval()
+    improvement, value = [], []
+    for mix, stems, presence in batches:
+        wave = mix[:, 0].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            estimate = model(wave).float().cpu().numpy()
+        stems, playing = stems.numpy(), presence.numpy() > 0.5
+        score = metrics.si_sdr(estimate, stems)
+        baseline = metrics.si_sdr(np.broadcast_to(mix.numpy(), stems.shape), stems)
+        value.append(score[playing])
+        improvement.append((score - baseline)[playing])
+    model.train()
+    return {"si_sdr": float(np.median(np.concatenate(value))), "si_sdri": float(np.median(np.concatenate(improvement)))}
+
+
+def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
+    """Run the loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    workers = auto_workers(device) if cfg.workers is None else cfg.workers
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    last_path, log_path = out.with_suffix(".last.pt"), out.with_suffix(".log.jsonl")
+    train_notes, valid_notes = split_banks(cfg.data)
+    report({"event": "data", "train_notes": len(train_notes), "valid_notes": len(valid_notes), "workers": workers})
+    labels = list(FAMILIES)
+    model = registry.build(cfg.architecture, len(labels), cfg.model_config).to(device)
+    if cfg.init and not resume:
+        loaded, skipped = load_init(model, cfg.init)
+        report({"event": "init", "path": cfg.init, "loaded": loaded, "skipped": skipped})
+    store = None
+    if cfg.preload if cfg.preload is not None else device.type == "cuda":
+        began = time.time()
+        store = mixtures.NoteStore(train_notes, SAMPLE_RATE, cfg.clip_samples)
+        report({"event": "preload", "notes": len(train_notes), "seconds": round(time.time() - began, 1)})
+    valid = list(loader(valid_notes, cfg, cfg.valid_mixtures, run_seed(cfg.seed, "valid"), (2, cfg.k[1]),
+                        workers, device, shuffle=False))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps, total = cfg.steps_per_epoch, cfg.epochs * cfg.steps_per_epoch
+    clock = {"seconds": 0.0}  # training time so far, for a cosine that ends with the time budget
+
+    def progress(step: int) -> float:
+        done = min(step, total) / total
+        if cfg.max_seconds:
+            done = max(done, min(1.0, clock["seconds"] / cfg.max_seconds))
+        return min(1.0, (step + 1) / steps) * 0.5 * (1 + math.cos(math.pi * done))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, progress)
+    info = ModelInfo(
+        name=out.stem, architecture=cfg.architecture, task="separate", labels=labels, sample_rate=SAMPLE_RATE,
+        clip_samples=SEGMENT_SAMPLES, config=cfg.model_config,
+        training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes)},
+    )
+    history: list[dict] = []
+    best, start_epoch, stale, trained_seconds = -math.inf, 0, 0, 0.0
+    if not resume:
+        log_path.unlink(missing_ok=True)
+    elif last_path.exists():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        for name, part in (("model", model), ("optimiser", optimiser), ("schedule", schedule)):
+            part.load_state_dict(state["parts"][name])
+        loop = state["loop"]
+        history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
+        trained_seconds, info.metrics = loop["seconds"], loop["metrics"]
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        began, running = time.time(), 0.0
+        batches = loader(train_notes, cfg, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
+                         run_seed(cfg.seed, "train", epoch), cfg.k, workers, device, store=store)
+        for step, (mix, stems, _) in enumerate(batches):
+            if step == steps:
+                break
+            wave, stems = mix[:, 0].to(device, non_blocking=True), stems.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                estimate = model(wave)
+            loss = separation_loss(estimate.float(), stems, wave, cfg.snr_cap)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            schedule.step()
+            running += loss.item()
+            clock["seconds"] = trained_seconds + time.time() - began
+            if step % 10 == 9 or step == steps - 1:
+                report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        scores = validate(model, valid, device)
+        trained_seconds += time.time() - began
+        row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_si_sdr": scores["si_sdr"],
+               "valid_si_sdri": scores["si_sdri"], "lr": schedule.get_last_lr()[0], "seconds": round(time.time() - began, 1)}
+        history.append(row)
+        with log_path.open("a") as log:
+            log.write(json.dumps(row) + "\n")
+        report({"event": "epoch", **row})
+        if scores["si_sdri"] > best:
+            best, stale = scores["si_sdri"], 0
+            info.metrics = {"valid": scores, "epoch": epoch + 1}
+            save_checkpoint(out, model, info)
+        else:
+            stale += 1
+        loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
+                "seconds": trained_seconds}
+        with atomic_output(last_path, overwrite=True) as tmp:
+            torch.save({"parts": {name: part.state_dict() for name, part in
+                                  (("model", model), ("optimiser", optimiser), ("schedule", schedule))},
+                        "loop": loop}, tmp)
+        if stale >= cfg.patience:
+            report({"event": "early_stop", "epoch": epoch + 1})
+            break
+        if cfg.max_seconds is not None and trained_seconds >= cfg.max_seconds:
+            report({"event": "time_limit", "epoch": epoch + 1})
+            break
+    from nsep.plot import curves_png
+
+    if history:
+        curves_png(history, out.with_suffix(".curves.png"), f"separate {cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
+    return info.metrics
