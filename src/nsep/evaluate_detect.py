@@ -43,11 +43,20 @@ def run_seed(seed: int, *parts: object) -> int:
 
 
 def mixture_loader(examples: list[Example], modes: tuple[str, ...], count: int, seed: int, k: tuple[int, int],
-                   batch_size: int, workers: int, device: torch.device, shuffle: bool = True):
-    """Batches ``(mix [B, T], presence [B, L], activity [B, L, R], counts [B])`` of ``count`` mixtures per mode."""
+                   batch_size: int, workers: int, device: torch.device, shuffle: bool = True, rank: int = 0,
+                   world: int = 1):
+    """Batches ``(mix [B, T], presence [B, L], activity [B, L, R], counts [B])`` of ``count`` mixtures per mode.
+
+    Process ``rank`` of ``world`` gets its part: shuffled, the processes' batches together are the
+    batches one process would get with ``world`` times ``batch_size``; in order, every
+    ``world``-th mixture (:func:`nsep.distributed.shard`).
+    """
     sets = [mixtures.dataset(examples, mode, count, run_seed(seed, mode), k, SAMPLE_RATE, CLIP_SAMPLES) for mode in modes]
+    data = torch.utils.data.ConcatDataset(sets)
+    order = (torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=seed) if shuffle
+             else range(rank, len(data), world))
     return torch.utils.data.DataLoader(
-        torch.utils.data.ConcatDataset(sets), batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        data, batch_size=batch_size, sampler=order, num_workers=workers,
         generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda",
         persistent_workers=False, collate_fn=mixtures.collate,
     )

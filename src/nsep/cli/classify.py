@@ -42,19 +42,22 @@ def classify(
     """Name the instrument family playing in each clip (NSynth's 11 families).
 
     Clips longer than the model's window are judged window by window and the windows averaged.
+
+    Under torchrun each process takes its share of the files; the first prints every result, in input order.
     """
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
-    from nsep import engine
+    from nsep import distributed, engine
     from nsep.models import registry
 
-    predictor = registry.load(model, "classify", device)
+    predictor = registry.load(model, "classify", str(distributed.setup(device)))
     labels = predictor.info.labels
     k = min(top_k, len(labels))
-    reporter = common.Reporter(fmt, _table)
-    with common.progress(len(files), "classify") as bar:
-        task = bar.add_task("classify", total=len(files))
-        for result in engine.run(predictor, files, batch_size, workers, on_done=lambda: bar.advance(task)):
+    reporter = common.Reporter(fmt, _table, sharded=True)
+    mine = list(distributed.shard(files))
+    with common.progress(len(mine), "classify") as bar:
+        task = bar.add_task("classify", total=len(mine))
+        for result in engine.run(predictor, mine, batch_size, workers, on_done=lambda: bar.advance(task)):
             if result.error:
                 reporter.fail(result.error)
                 continue

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nsep import distributed
 from nsep.errors import NsepError, UsageError
 
 
@@ -32,14 +33,19 @@ stdout = Console(highlight=False, emoji=False, soft_wrap=True)
 PIPED_WIDTH = 10_000  # a table written to a file or a pipe keeps each row on one line
 
 
+def _quiet() -> bool:
+    """-q, or a process other than the first of a group (which speaks for all)."""
+    return settings.quiet or not distributed.is_main()
+
+
 def log(message: str, level: int = 0) -> None:
     """An informational line on stderr (level 1 needs -v); silent with -q."""
-    if not settings.quiet and settings.verbose >= level:
+    if not _quiet() and settings.verbose >= level:
         stderr.print(message, markup=False)
 
 
 def warn(message: str) -> None:
-    if not settings.quiet:
+    if not _quiet():
         stderr.print(f"nsep: warning: {message}", markup=False, style="yellow")
 
 
@@ -57,7 +63,7 @@ def progress(total: int | None, description: str) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
-        disable=settings.quiet or not stderr.is_terminal,
+        disable=_quiet() or not stderr.is_terminal,
     )
 
 
@@ -65,6 +71,8 @@ def input_files(paths: list[str] | None, files_from: str | None) -> list[str]:
     """The audio files named on the command line; none at all is a usage error."""
     from nsep import inputs
 
+    if distributed.world() > 1 and inputs.STDIN in (*(paths or []), files_from):
+        raise UsageError("several processes cannot share stdin: give paths or --files-from FILE")
     files = inputs.expand(paths or [], files_from)
     if not files:
         raise UsageError("no input files (give files, folders, globs, or --files-from)")
@@ -97,27 +105,49 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Reporter:
-    """Collects result records and prints them as a table, JSON, JSON lines or CSV on stdout."""
+    """Collects result records and prints them as a table, JSON, JSON lines or CSV on stdout.
 
-    def __init__(self, fmt: str, table: Callable[[list[dict[str, Any]]], Table]):
+    ``sharded``: in a group of processes each reports on its :func:`nsep.distributed.shard` of the
+    inputs, one :meth:`add` or :meth:`fail` per input, in order; :meth:`finish` merges everyone's
+    records in input order and the first process prints them (JSON lines, too, then come at the end).
+    """
+
+    def __init__(self, fmt: str, table: Callable[[list[dict[str, Any]]], Table], sharded: bool = False):
         self.fmt = fmt
         self.table = table
         self.records: list[dict[str, Any]] = []
         self.failures = 0
+        self.slots: list[dict[str, Any] | None] | None = [] if sharded and distributed.world() > 1 else None
 
     def add(self, record: dict[str, Any]) -> None:
-        if self.fmt == "jsonl":
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
+        if self.slots is not None:
+            self.slots.append(record)
+        elif self.fmt == "jsonl":
+            self._line(record)
         else:
             self.records.append(record)
 
     def fail(self, message: str) -> None:
         self.failures += 1
         error(message)
+        if self.slots is not None:
+            self.slots.append(None)
+
+    @staticmethod
+    def _line(record: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
 
     def finish(self) -> int:
         """Print what was collected; return the exit status (1 if any input failed)."""
+        if self.slots is not None:
+            self.records = [r for r in distributed.gather(self.slots) if r is not None]
+            self.failures = int(distributed.all_sum([self.failures])[0])
+            if not distributed.is_main():
+                return 1 if self.failures else 0
+            if self.fmt == "jsonl":
+                for record in self.records:
+                    self._line(record)
         if self.fmt == "json":
             sys.stdout.write(json.dumps(self.records, indent=2) + "\n")
         elif self.fmt == "csv" and self.records:

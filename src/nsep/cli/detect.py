@@ -97,19 +97,22 @@ def detect(
 
     Files of any length are read in overlapping windows as a stream, so memory does not grow with
     the file. A family is present when its probability reaches its threshold somewhere in the file.
+
+    Under torchrun each process takes its share of the files; the first prints every result, in input order.
     """
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
-    from nsep import detection
+    from nsep import detection, distributed
     from nsep.models import registry
 
-    predictor = registry.load(model, "detect", device)
+    predictor = registry.load(model, "detect", str(distributed.setup(device)))
     labels = predictor.info.labels
     thresholds = detection.Thresholds.of(predictor.info, threshold)
-    reporter = common.Reporter(fmt, _table)
-    with common.progress(len(files), "detect") as bar:
-        task = bar.add_task("detect", total=len(files))
-        for result in detection.run(predictor, files, thresholds, min_duration, batch_size,
+    reporter = common.Reporter(fmt, _table, sharded=True)
+    mine = list(distributed.shard(files))
+    with common.progress(len(mine), "detect") as bar:
+        task = bar.add_task("detect", total=len(mine))
+        for result in detection.run(predictor, mine, thresholds, min_duration, batch_size,
                                     on_done=lambda: bar.advance(task)):
             if result.error:
                 reporter.fail(result.error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -47,6 +48,32 @@ class _Reporter:
             common.log(" ".join(f"{k}={v}" for k, v in event.items() if k != "event"), level=0)
 
 
+DEVICES_OPTION = typer.Option(1, "--devices", min=1, help="Train in this many processes, one a GPU (on the CPU: "
+                              "gloo); each takes its part of every batch. Not needed under torchrun.")
+
+
+def _rerun(argv: list[str]) -> None:
+    """One process of ``--devices N``: this same command line, through the CLI's entry point."""
+    from nsep.cli import main
+
+    sys.argv = argv
+    main()
+
+
+def _spread(devices: int, batch_size: int) -> None:
+    """With ``--devices N`` (N > 1), run this command line in N processes of one group, as torchrun
+    would, and exit with their status; return in a process that is to train, alone or in a group."""
+    from nsep import distributed
+
+    if distributed.world() > 1:
+        if devices not in (1, distributed.world()):
+            raise UsageError(f"--devices {devices} in a group of {distributed.world()} processes: torchrun decides")
+        return
+    if devices > 1:
+        distributed.local_batch(batch_size, devices)
+        raise typer.Exit(distributed.launch(devices, _rerun, sys.argv))
+
+
 @app.command("classify")
 def classify(
     data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) with a train/valid split by instrument."),
@@ -63,6 +90,7 @@ def classify(
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean notes only."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", "--device", "-d"),
+    devices: int = DEVICES_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's .last.pt checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y"),
 ) -> None:
@@ -70,6 +98,9 @@ def classify(
     if out.exists() and not (overwrite or resume):
         raise OutputExistsError(str(out))
     chosen = _families(families)
+    if model == "xgb" and devices > 1:
+        raise UsageError("--devices applies to the neural models, not xgb")
+    _spread(devices, batch_size)
     if model == "xgb":
         from nsep.train.xgb import train_xgb
 
@@ -125,6 +156,7 @@ def detect(
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean mixtures only."),
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
+    devices: int = DEVICES_OPTION,
     resume: bool = RESUME_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
@@ -136,14 +168,15 @@ def detect(
         raise OutputExistsError(str(out))
     if model not in (*ARCHITECTURES, "xgb"):
         raise UsageError(f"--model {model}: choose one of {', '.join((*ARCHITECTURES, 'xgb'))}")
-    if init and model == "xgb":
-        raise UsageError("--init applies to the neural models, not xgb")
+    if model == "xgb" and (init or devices > 1):
+        raise UsageError(f"{'--init' if init else '--devices'} applies to the neural models, not xgb")
     cfg = DetectConfig(data=[str(d) for d in data], out=str(out), architecture=ARCHITECTURES.get(model, model),
                        modes=parse_modes(mode), k=parse_k(k), epochs=epochs, steps_per_epoch=steps_per_epoch,
                        batch_size=batch_size, lr=lr, frame_weight=frame_weight, valid_mixtures=valid_mixtures,
                        patience=patience, augment=not no_augment, workers=workers, seed=seed, device=device,
                        model_config={"width": width} if width and model == "cnn" else {},
                        init=str(init) if init else None)
+    _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         if model == "xgb":
             from nsep.train.detect_xgb import train_xgb

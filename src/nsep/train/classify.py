@@ -3,6 +3,10 @@
 Notes are decoded once into an int16 tensor (on the training device when it is a GPU), batches
 are drawn family-balanced, augmented on the device, and validated each epoch on instruments the
 model never trains on. The best checkpoint by validation accuracy is kept.
+
+In a group of processes (:mod:`nsep.distributed`) every process draws the same batch and trains
+on its part of it, so a step sees the same notes whatever the number of processes; validation is
+shared out and gathered, and only the first process writes.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from nsep import distributed
 from nsep.audio import atomic_output
 from nsep.augment import AugmentConfig, augment
 from nsep.data.nsynth import load_bank
 from nsep.errors import UsageError
+from nsep.evaluate_detect import run_seed
 from nsep.models import registry
-from nsep.models.base import ModelInfo, pick_device, save_checkpoint
+from nsep.models.base import ModelInfo, save_checkpoint
 from nsep.taxonomy import NSYNTH_FAMILIES
 
 SAMPLE_RATE = 16_000
@@ -103,29 +109,32 @@ def _to_float(batch: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, notes: NoteSet, device: torch.device, batch_size: int = 256) -> dict:
-    """Loss, accuracy and per-family accuracy on unaugmented notes."""
+    """Loss, accuracy and per-family accuracy on unaugmented notes; each process of a group scores its share."""
     model.eval()
-    losses, predictions = [], []
-    for start in range(0, len(notes), batch_size):
-        wave = _to_float(notes.audio[start : start + batch_size].to(device))
+    mine = torch.as_tensor(distributed.shard(range(len(notes))), dtype=torch.long)
+    scored: list[tuple[float, int]] = []
+    for start in range(0, len(mine), batch_size):
+        index = mine[start : start + batch_size]
+        wave = _to_float(notes.audio[index.to(notes.audio.device)].to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(wave).float()
-        target = notes.labels[start : start + batch_size].to(device)
-        losses.append(F.cross_entropy(logits, target, reduction="sum").item())
-        predictions.append(logits.argmax(-1).cpu())
-    predicted = torch.cat(predictions)
+        losses = F.cross_entropy(logits, notes.labels[index].to(device), reduction="none")
+        scored += zip(losses.tolist(), logits.argmax(-1).tolist())
+    losses, predicted = (torch.tensor(column) for column in zip(*distributed.gather(scored)))
     correct = (predicted == notes.labels).float()
     per_family = {}
     for index in notes.labels.unique().tolist():
         mask = notes.labels == index
         per_family[index] = round(correct[mask].mean().item(), 4)
-    return {"loss": sum(losses) / len(notes), "accuracy": correct.mean().item(), "per_family": per_family}
+    return {"loss": losses.sum().item() / len(notes), "accuracy": correct.mean().item(), "per_family": per_family}
 
 
 def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it."""
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = distributed.setup(cfg.device)
+    rank, main, part = distributed.rank(), distributed.is_main(), distributed.local_batch(cfg.batch_size)
+    report = report if main else distributed.silent
+    torch.manual_seed(cfg.seed + rank)  # dropout and masks differ by process; all start from rank 0's weights
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     last_path, log_path = out.with_suffix(".last.pt"), out.with_suffix(".log.jsonl")
@@ -134,30 +143,32 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             "train_instruments": len(set(train_notes.instruments)), "valid_instruments": len(set(valid_notes.instruments))})
     if device.type == "cuda":
         train_notes.audio = train_notes.audio.to(device)
-    model = registry.build(cfg.architecture, len(cfg.families), cfg.model_config).to(device)
+    net = registry.build(cfg.architecture, len(cfg.families), cfg.model_config).to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)
     steps = cfg.steps_per_epoch or max(1, len(train_notes) // cfg.batch_size)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     counts = torch.bincount(train_notes.labels, minlength=len(cfg.families)).float()
     weights = (1.0 / counts.clamp(min=1))[train_notes.labels]
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = torch.Generator(device=device)
     sample_gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best, start_epoch, stale = -1.0, 0, 0
     if not resume:
-        log_path.unlink(missing_ok=True)
+        if main:
+            log_path.unlink(missing_ok=True)
     elif last_path.exists():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         sample_gen.set_state(state["sample_gen"])
         history, best, start_epoch, stale = state["history"], state["best"], state["epoch"] + 1, state["stale"]
+    model = distributed.wrap(net, device)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="classify", labels=list(cfg.families),
         sample_rate=SAMPLE_RATE, clip_samples=CLIP_SAMPLES, config=cfg.model_config,
@@ -166,9 +177,11 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
     augment_cfg = AugmentConfig()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        gen.manual_seed(run_seed(cfg.seed, "augment", epoch, rank))
         began, running = time.time(), 0.0
         for step in range(steps):
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=sample_gen)
+            index = index[rank * part : (rank + 1) * part]  # every process draws the whole batch and keeps its part
             wave = _to_float(train_notes.audio[index.to(train_notes.audio.device)].to(device))
             if cfg.augment:
                 wave = augment(wave, augment_cfg, SAMPLE_RATE, gen)
@@ -183,29 +196,33 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             running += loss.item()
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
-        metrics = evaluate(model, valid_notes, device)
-        row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_loss": metrics["loss"],
+        train_loss = distributed.all_sum([running])[0] / (steps * distributed.world())
+        metrics = evaluate(net, valid_notes, device)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": metrics["loss"],
                "valid_accuracy": metrics["accuracy"], "lr": schedule.get_last_lr()[0],
                "seconds": round(time.time() - began, 1)}
         history.append(row)
-        with log_path.open("a") as log:
-            log.write(json.dumps(row) + "\n")
         report({"event": "epoch", **row})
         if metrics["accuracy"] > best:
             best, stale = metrics["accuracy"], 0
             info.metrics = {"valid_accuracy": round(best, 4), "valid_per_family": {
                 cfg.families[k]: v for k, v in metrics["per_family"].items()}, "epoch": epoch + 1}
-            save_checkpoint(out, model, info)
         else:
             stale += 1
-        with atomic_output(last_path, overwrite=True) as tmp:
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "sample_gen": sample_gen.get_state(),
-                        "history": history, "best": best, "epoch": epoch, "stale": stale}, tmp)
+        if main:
+            with log_path.open("a") as log:
+                log.write(json.dumps(row) + "\n")
+            if stale == 0:
+                save_checkpoint(out, net, info)
+            with atomic_output(last_path, overwrite=True) as tmp:
+                torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(),
+                            "schedule": schedule.state_dict(), "sample_gen": sample_gen.get_state(),
+                            "history": history, "best": best, "epoch": epoch, "stale": stale}, tmp)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
-    from nsep.plot import curves_png
+    if main:
+        from nsep.plot import curves_png
 
-    curves_png(history, out.with_suffix(".curves.png"), f"{cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
+        curves_png(history, out.with_suffix(".curves.png"), f"{cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
     return info.metrics

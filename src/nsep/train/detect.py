@@ -5,6 +5,11 @@ summed at t=0, as the seed project did) and ``music`` mode (notes placed in time
 processes make them while the device trains. Validation uses a fixed set of mixtures of the valid
 instruments; the best epoch by validation mAP is kept, with each family's decision threshold
 chosen there for the best F1. Frame-level models also learn each family's activity over time.
+
+In a group of processes (:mod:`nsep.distributed`) each trains on its part of every batch (the
+parts together are the batch one process would draw), validates its share of the validation
+mixtures, and gets everyone's outputs back, so all choose the same thresholds and epochs; only
+the first process writes.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from nsep import evaluate_detect, metrics
+from nsep import distributed, evaluate_detect, metrics
 from nsep.evaluate_detect import CLIP_SAMPLES, SAMPLE_RATE, mixture_loader, run_seed
 from nsep.audio import atomic_output
 from nsep.augment import AugmentConfig, augment
@@ -29,7 +35,7 @@ from nsep.detection import Thresholds
 from nsep.data.nsynth import Example, load_bank
 from nsep.errors import UsageError
 from nsep.models import registry
-from nsep.models.base import ModelInfo, Predictor, TorchPredictor, pick_device, save_checkpoint
+from nsep.models.base import ModelInfo, Predictor, TorchPredictor, save_checkpoint
 from nsep.taxonomy import FAMILIES
 
 MODES = ("seed", "music")
@@ -74,15 +80,28 @@ def split_banks(folders: list[str]) -> tuple[list[Example], list[Example]]:
 
 def auto_workers(device: torch.device) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores //= distributed.local_world()  # the machine's processes share its cores
     return max(1, min(12, cores - 2)) if device.type == "cuda" else 0
 
 
-def detection_loss(model: torch.nn.Module, wave: torch.Tensor, presence: torch.Tensor, activity: torch.Tensor,
-                   frame_weight: float) -> torch.Tensor:
+class Outputs(nn.Module):
+    """What the loss needs from ``net`` in one forward call (the call DistributedDataParallel watches):
+    clip logits, or ``(clip logits, frame logits)`` from frame-level models."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self.net.forward_frames(wave) if hasattr(self.net, "forward_frames") else self.net(wave)
+
+
+def detection_loss(outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor], presence: torch.Tensor,
+                   activity: torch.Tensor, frame_weight: float) -> torch.Tensor:
     """BCE on clip presence, plus (for frame-level models) BCE on activity averaged onto the model's frames."""
-    if not hasattr(model, "forward_frames"):
-        return F.binary_cross_entropy_with_logits(model(wave).float(), presence.float())
-    clip_logits, frame_logits = model.forward_frames(wave)
+    if isinstance(outputs, torch.Tensor):
+        return F.binary_cross_entropy_with_logits(outputs.float(), presence.float())
+    clip_logits, frame_logits = outputs
     target = F.interpolate(activity.float(), size=frame_logits.shape[-1], mode="area")
     return (F.binary_cross_entropy_with_logits(clip_logits.float(), presence.float())
             + frame_weight * F.binary_cross_entropy_with_logits(frame_logits.float(), target))
@@ -122,8 +141,13 @@ def load_init(model: torch.nn.Module, path: str) -> tuple[int, int]:
 
 
 def validate(predictor: Predictor, batches: Iterable) -> tuple[evaluate_detect.Collected, float]:
-    """Outputs on the validation mixtures and their clip-level BCE."""
-    collected = evaluate_detect.collect(predictor, batches)
+    """Outputs on the validation mixtures and their clip-level BCE.
+
+    In a group each process passes its share of the mixtures and gets back everyone's outputs, in order.
+    """
+    mine = evaluate_detect.collect(predictor, batches)
+    rows = distributed.gather(list(zip(mine.probs, mine.truth, mine.frame_probs, mine.frame_truth, mine.counts)))
+    collected = evaluate_detect.Collected(*(np.stack(column) for column in zip(*rows)))
     p = np.clip(collected.probs, 1e-7, 1 - 1e-7)
     t = collected.truth
     return collected, float(-(t * np.log(p) + (~t) * np.log(1 - p)).mean())
@@ -152,19 +176,21 @@ def _update(model: torch.nn.Module, optimiser: torch.optim.Optimizer, schedule, 
     return loss.item()
 
 
-def _restore(path: Path, model, optimiser, schedule, gen: torch.Generator) -> dict:
+def _restore(path: Path, model, optimiser, schedule) -> dict:
     """Load a ``.last.pt`` into the training objects; returns the loop's bookkeeping."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     for name, part in (("model", model), ("optimiser", optimiser), ("schedule", schedule)):
         part.load_state_dict(state["parts"][name])
-    gen.set_state(state["gen"])
     return state["loop"]
 
 
 def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the training loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = distributed.setup(cfg.device)
+    rank, world, main = distributed.rank(), distributed.world(), distributed.is_main()
+    part = distributed.local_batch(cfg.batch_size)
+    report = report if main else distributed.silent
+    torch.manual_seed(cfg.seed + rank)  # dropout and masks differ by process; all start from rank 0's weights
     workers = auto_workers(device) if cfg.workers is None else cfg.workers
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -173,18 +199,18 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
     report({"event": "data", "train_notes": len(train_notes), "valid_notes": len(valid_notes),
             "modes": ",".join(cfg.modes), "workers": workers})
     labels = list(FAMILIES)
-    model = registry.build(cfg.architecture, len(labels), cfg.model_config).to(device)
+    net = registry.build(cfg.architecture, len(labels), cfg.model_config).to(device)
     if cfg.init and not resume:
-        loaded, skipped = load_init(model, cfg.init)
+        loaded, skipped = load_init(net, cfg.init)
         report({"event": "init", "path": cfg.init, "loaded": loaded, "skipped": skipped})
     valid = list(mixture_loader(valid_notes, cfg.modes, cfg.valid_mixtures, run_seed(cfg.seed, "valid"), cfg.k,
-                                cfg.batch_size, workers, device, shuffle=False))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                                cfg.batch_size, workers, device, shuffle=False, rank=rank, world=world))
+    optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps, total = cfg.steps_per_epoch, cfg.epochs * cfg.steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = torch.Generator(device=device)
     history: list[dict] = []
     best, start_epoch, stale = -1.0, 0, 0
     info = ModelInfo(
@@ -193,18 +219,21 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes)},
     )
     if not resume:
-        log_path.unlink(missing_ok=True)
+        if main:
+            log_path.unlink(missing_ok=True)
     elif last_path.exists():
-        loop = _restore(last_path, model, optimiser, schedule, gen)
+        loop = _restore(last_path, net, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         info.metrics = loop["metrics"]
         info.thresholds, info.frame_thresholds = loop["thresholds"], loop["frame_thresholds"]
-    predictor = TorchPredictor(model, info, device, multi_label=True)
+    model = distributed.wrap(Outputs(net), device)
+    predictor = TorchPredictor(net, info, device, multi_label=True)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        gen.manual_seed(run_seed(cfg.seed, "augment", epoch, rank))
         began, running = time.time(), 0.0
         batches = mixture_loader(train_notes, cfg.modes, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
-                                 run_seed(cfg.seed, "train", epoch), cfg.k, cfg.batch_size, workers, device)
+                                 run_seed(cfg.seed, "train", epoch), cfg.k, part, workers, device, rank=rank, world=world)
         for step, (mix, presence, activity, _) in enumerate(batches):
             if step == steps:
                 break
@@ -213,39 +242,43 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
                 wave = augment(wave, TIME_PRESERVING, SAMPLE_RATE, gen)
             presence, activity = presence.to(device, non_blocking=True), activity.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = detection_loss(model, wave, presence, activity, cfg.frame_weight)
+                loss = detection_loss(model(wave), presence, activity, cfg.frame_weight)
             running += _update(model, optimiser, schedule, loss)
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        train_loss = distributed.all_sum([running])[0] / (steps * world)
+        net.eval()
         collected, valid_loss = validate(predictor, valid)
         thresholds = choose_thresholds(collected)
         scores = evaluate_detect.scores(collected, labels, thresholds)
-        row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_loss": valid_loss,
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid_loss,
                "valid_map": scores["map"], "valid_micro_f1": scores["micro_f1"],
                "valid_accuracy": scores["per_label_accuracy"], "valid_frame_f1": scores["frame_f1"],
                "lr": schedule.get_last_lr()[0], "seconds": round(time.time() - began, 1)}
         history.append(row)
-        with log_path.open("a") as log:
-            log.write(json.dumps(row) + "\n")
         report({"event": "epoch", **row})
         if (scores["map"] or 0.0) > best:
             best, stale = scores["map"], 0
             store_thresholds(info, thresholds)
             info.metrics = {"valid": scores, "epoch": epoch + 1}
-            save_checkpoint(out, model, info)
         else:
             stale += 1
-        loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
-                "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds}
-        with atomic_output(last_path, overwrite=True) as tmp:
-            torch.save({"parts": {name: part.state_dict() for name, part in
-                                  (("model", model), ("optimiser", optimiser), ("schedule", schedule))},
-                        "gen": gen.get_state(), "loop": loop}, tmp)
+        if main:
+            with log_path.open("a") as log:
+                log.write(json.dumps(row) + "\n")
+            if stale == 0:
+                save_checkpoint(out, net, info)
+            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
+                    "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds}
+            with atomic_output(last_path, overwrite=True) as tmp:
+                torch.save({"parts": {name: held.state_dict() for name, held in
+                                      (("model", net), ("optimiser", optimiser), ("schedule", schedule))},
+                            "loop": loop}, tmp)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
-    from nsep.plot import curves_png
+    if main and history:
+        from nsep.plot import curves_png
 
-    if history:
         curves_png(history, out.with_suffix(".curves.png"), f"detect {cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
     return info.metrics
