@@ -187,3 +187,60 @@ def detect(
 
             metrics = train(cfg, resume=resume, report=_DetectReporter(bar))
     common.log(f"best validation mAP {metrics.get('valid', {}).get('map')} -> {out}")
+
+
+class _SeparateReporter(_Reporter):
+    """Progress bar while training; one line per epoch with the validation SI-SDR scores."""
+
+    def __call__(self, event: dict) -> None:
+        if event["event"] != "epoch":
+            return super().__call__(event)
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+        common.log(f"epoch {event['epoch']}: train loss {event['train_loss']:.3f} dB, valid SI-SDR "
+                   f"{event['valid_si_sdr']:.2f} dB, SI-SDRi {event['valid_si_sdri']:.2f} dB ({event['seconds']} s)")
+
+
+@app.command("separate")
+def separate(
+    data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) with a train/valid split by instrument."),
+    out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
+    model: str = typer.Option("bandsplit", "--model", "-m", help="bandsplit (nsep's default), unet or unet-bilstm."),
+    mode: str = typer.Option("music", "--mode", help="Mixture kinds: seed (notes at t=0), music (notes in time), or both."),
+    k: str = typer.Option("1..4", "--k", help="Families per mixture: a number or a range."),
+    clip_seconds: float = typer.Option(2.0, "--clip-seconds", min=0.5, max=30.0, help="Length of the training mixtures."),
+    epochs: int = typer.Option(20, min=1),
+    steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    patience: int = typer.Option(6, help="Stop after this many epochs without a better validation SI-SDRi."),
+    max_minutes: float = typer.Option(None, "--max-minutes", min=0.1, help="Stop after the epoch that crosses this training time."),
+    valid_mixtures: int = typer.Option(256, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
+    width: int = typer.Option(None, help="Channel width (unet, unet-bilstm) or band feature size (bandsplit)."),
+    init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model)."),
+    workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
+    seed: int = SEED_OPTION,
+    device: str = DEVICE_OPTION,
+    resume: bool = RESUME_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+) -> None:
+    """Train a separator on mixtures of the train instruments; the best epoch on valid ones is kept."""
+    from nsep.cli.detect import parse_k, parse_modes
+    from nsep.train.separate import SAMPLE_RATE, SeparateConfig, train
+
+    if out.exists() and not (overwrite or resume):
+        raise OutputExistsError(str(out))
+    if model not in ("bandsplit", "unet", "unet-bilstm"):
+        raise UsageError(f"--model {model}: choose one of bandsplit, unet, unet-bilstm "
+                         "(htdemucs is trained with the demucs package's own tools)")
+    config = {} if width is None else ({"dim": width} if model == "bandsplit" else {"width": width})
+    cfg = SeparateConfig(data=[str(d) for d in data], out=str(out), architecture=model, modes=parse_modes(mode),
+                         k=parse_k(k), clip_samples=int(clip_seconds * SAMPLE_RATE), epochs=epochs,
+                         steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, patience=patience,
+                         max_seconds=max_minutes * 60 if max_minutes else None, valid_mixtures=valid_mixtures,
+                         workers=workers, seed=seed, device=device, model_config=config,
+                         init=str(init) if init else None)
+    with common.progress(None, "train") as bar:
+        metrics = train(cfg, resume=resume, report=_SeparateReporter(bar))
+    common.log(f"best validation SI-SDRi {metrics.get('valid', {}).get('si_sdri')} dB -> {out}")
