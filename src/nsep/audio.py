@@ -274,3 +274,35 @@ def save(
     with atomic_output(target, overwrite) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
     return target
+
+
+def resample_stream(blocks: Iterator[torch.Tensor], orig: int, new: int, block: int) -> Iterator[torch.Tensor]:
+    """Resample a stream of ``[channels, n]`` blocks; the concatenated output equals resampling the
+    concatenated input (up to float rounding), with memory bounded by ``block`` and the sinc's reach."""
+    if orig == new:
+        yield from blocks
+        return
+    step = orig // math.gcd(orig, new)
+    block = max(step, block // step * step)
+    context = _resample_context(orig, new)
+    source = iter(blocks)
+    buffer: torch.Tensor | None = None
+    buffer_start = position = 0
+    exhausted = False
+    while True:
+        while not exhausted and (buffer is None or buffer_start + buffer.shape[-1] < position + block + context):
+            piece = next(source, None)
+            if piece is None:
+                exhausted = True
+            else:
+                buffer = piece if buffer is None else torch.cat([buffer, piece], dim=-1)
+        end = buffer_start + (0 if buffer is None else buffer.shape[-1])
+        if position >= end:
+            return
+        start, stop = max(0, position - context), min(end, position + block + context)
+        out = resample(buffer[:, start - buffer_start : stop - buffer_start], orig, new)
+        head = (position - start) * new // orig
+        yield out[:, head : head + math.ceil((min(position + block, end) - position) * new / orig)]
+        position += block
+        drop = max(0, position - context - buffer_start)
+        buffer, buffer_start = buffer[:, drop:], buffer_start + drop

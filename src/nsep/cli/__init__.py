@@ -47,10 +47,12 @@ def _register() -> None:
     from nsep.cli import models
     from nsep.cli import data
     from nsep.cli import detect
+    from nsep.cli import separate
 
     spectrogram.register(app)
     classify.register(app)
     detect.register(app)
+    separate.register(app)
     app.add_typer(train.app, name="train")
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(models.app, name="models")

@@ -1,0 +1,94 @@
+"""``nsep separate``: one audio file per instrument family (or per demucs stem) of each input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nsep.cli import common
+from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, PATHS_ARGUMENT
+
+
+def _table(records: list[dict]) -> Table:
+    table = Table(box=None)
+    for column in ("path", "stems", "duration_s", "folder"):
+        table.add_column(column, justify="right" if column == "duration_s" else "left")
+    for r in records:
+        folders = sorted({str(Path(p).parent) for p in r["stems"].values()})
+        table.add_row(r["path"], ", ".join(r["stems"]), f"{r['duration_s']:.2f}", ", ".join(folders))
+    return table
+
+
+def _stem_list(stems: str | None, two_stems: str | None) -> list[str] | None:
+    if stems and two_stems:
+        from nsep.errors import UsageError
+
+        raise UsageError("choose one of --stems and --two-stems")
+    if two_stems:
+        return [two_stems.strip()]
+    if stems:
+        return [s.strip() for s in stems.split(",") if s.strip()]
+    return None
+
+
+def separate(
+    paths: list[str] = PATHS_ARGUMENT,
+    output: Path = typer.Option(..., "--output", "-o", help="Folder the stems go into."),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="bandsplit (default), unet, unet-bilstm, htdemucs, htdemucs_6s, htdemucs_ft, or a weights file."),
+    filename: str = typer.Option("{track}/{stem}.{ext}", "--filename", help="Stem file names under OUTPUT: {track}, {stem}, {ext}."),
+    stems: str = typer.Option(None, "--stems", help="Comma-separated stems to write; the rest is summed into `other` "
+                                                    "(default: every stem that is not silent)."),
+    two_stems: str = typer.Option(None, "--two-stems", help="Write STEM and `other` (everything else)."),
+    flac: bool = typer.Option(False, "--flac", help="Write FLAC instead of WAV."),
+    bits: str = typer.Option("16", "--bits", help="Sample format: 16, 24 or float (wav only)."),
+    segment: float = typer.Option(None, "--segment", min=0.1, help="Seconds per model window (default: the model's)."),
+    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, help="Overlap of consecutive windows."),
+    shifts: int = typer.Option(0, "--shifts", min=0, help="Passes with random delays, averaged (slower, a little better)."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Windows per forward pass."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
+    device: str = DEVICE_OPTION,
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
+    files_from: str = FILES_FROM_OPTION,
+    json_: bool = common.JSON_OPTION,
+    jsonl: bool = common.JSONL_OPTION,
+    csv_: bool = common.CSV_OPTION,
+) -> None:
+    """Split each input into one file per instrument family.
+
+    Stems keep the input's sample rate and channels and sum back to the input: what the model
+    leaves out (e.g. the band above 8 kHz for nsep's 16 kHz models) goes to `other`. Files of any
+    length stream through in windows, with memory bounded by --batch-size windows. Each stem is
+    written to a temporary file and renamed into place when its input is done.
+    """
+    fmt = common.output_format(json_, jsonl, csv_)
+    files = common.input_files(paths, files_from)
+    from nsep import separation, stemfiles
+    from nsep.models import separator as separators
+
+    out = stemfiles.Output(output, filename, "flac" if flac else "wav", bits, overwrite)
+    settings = separation.Settings(segment, overlap, shifts, batch_size, seed)
+    wanted = _stem_list(stems, two_stems)
+    model_ = separators.load(model, device)
+    stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
+    reporter = common.Reporter(fmt, _table)
+    taken: dict[str, int] = {}
+    for path in common.each_input(files, reporter, "separate"):
+        track = stemfiles.track_name(path, taken)
+
+        def work(path: str = path, track: str = track) -> None:
+            done = stemfiles.separate_file(model_, path, track, out, settings, wanted)
+            if done.clipped:
+                common.warn(f"{path}: {done.clipped} samples beyond full scale were clipped in {bits}-bit stems "
+                            "(use --bits float to keep them)")
+            reporter.add({"path": path, "stems": done.stems, "duration_s": round(done.duration, 3),
+                          "sample_rate": done.sample_rate, "channels": done.channels, "model": model_.name})
+
+        common.guarded(reporter, path, work)
+    raise typer.Exit(reporter.finish())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("separate")(separate)

@@ -1,0 +1,109 @@
+"""Separators the engine can run: nsep's own mask networks and demucs networks (one or a bag).
+
+``load(name)`` resolves a model name (``bandsplit``, ``separate-unet``, ``htdemucs``...) or a path
+(an nsep ``.pt`` checkpoint or a demucs ``.th`` package) to a ready :class:`Separator`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nsep.errors import NsepError, UsageError
+from nsep.models.base import pick_device, read_checkpoint
+from nsep.separation import Separator
+
+# demucs' stem names -> nsep's families (``other`` stays ``other``)
+DEMUCS_STEMS = {"drums": "drums", "bass": "bass", "vocals": "vocal", "guitar": "guitar", "piano": "keyboard", "other": "other"}
+DEFAULT = "separate-bandsplit"
+
+
+class TorchSeparator(Separator):
+    """An nsep mask network (mono in, one stem per family out), with bf16 autocast on CUDA."""
+
+    def __init__(self, module: nn.Module, name: str, sources: list[str], sample_rate: int, segment: float,
+                 device: torch.device):
+        self.module = module.to(device).eval()
+        self.name, self.sources, self.sample_rate, self.segment = name, sources, sample_rate, segment
+        self.channels, self.device = 1, device
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        wave = batch[:, 0].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return self.module(wave).float()[:, :, None]
+
+
+class DemucsSeparator(Separator):
+    """A demucs network or ``BagOfModels``, run on nsep's grid; stems renamed to nsep's families."""
+
+    normalise = True
+
+    def __init__(self, model: nn.Module, name: str, device: torch.device, autocast: bool = False):
+        from demucs.apply import BagOfModels
+
+        self.bag = model if isinstance(model, BagOfModels) else None
+        self.networks = list(self.bag.models) if self.bag is not None else [model]
+        self.weights = self.bag.weights if self.bag is not None else [[1.0] * len(model.sources)]
+        for network in self.networks:
+            network.to(device).eval()
+        first = self.networks[0]
+        self.name, self.device, self.autocast = name, device, autocast
+        self.sources = [DEMUCS_STEMS.get(s, s) for s in model.sources]
+        self.sample_rate, self.channels = int(model.samplerate), int(model.audio_channels)
+        self.segment = float(model.segment if self.bag is None else self.bag.segment)
+        self._valid = first.valid_length if hasattr(first, "valid_length") else (lambda n: n)
+
+    def valid_length(self, length: int) -> int:
+        return self._valid(length)
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        total, norm = 0.0, torch.zeros(len(self.sources), device=self.device)
+        for network, weights in zip(self.networks, self.weights):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast and self.device.type == "cuda"):
+                out = network(batch).float()
+            w = torch.tensor(weights, device=self.device, dtype=torch.float32)
+            total = total + out * w[None, :, None, None]
+            norm += w
+        return total / norm[None, :, None, None]
+
+
+def _torch_separator(path: Path, name: str, device: torch.device) -> TorchSeparator:
+    from nsep.models import registry
+
+    info, state = read_checkpoint(path)
+    if info.task != "separate":
+        raise UsageError(f"model {name!r} is a {info.task} model, not a separator")
+    module = registry.build(info.architecture, len(info.labels), info.config)
+    try:
+        module.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as err:
+        raise NsepError(f"{path}: weights do not fit architecture {info.architecture} ({err})") from None
+    return TorchSeparator(module, name, list(info.labels), info.sample_rate, info.clip_seconds, device)
+
+
+def load(name: str | None, device: str = "auto", autocast: bool = False) -> Separator:
+    """A ready separator for a model name or a weights path (``.pt`` nsep, ``.th`` demucs)."""
+    from nsep import repo
+
+    name = name or DEFAULT
+    chosen = pick_device(device)
+    path = Path(name)
+    if path.suffix in (".pt", ".th") and path.exists():
+        if path.suffix == ".th":
+            return DemucsSeparator(repo.load_demucs(path), path.stem, chosen, autocast)
+        return _torch_separator(path, path.stem, chosen)
+    known = {e.name: e for e in repo.manifest()}
+    full = name if name in known else f"separate-{name}"
+    if full not in known:
+        raise UsageError(f"unknown separation model {name!r} (see `nsep models list`)")
+    entry = known[full]
+    if entry.architecture in ("htdemucs", "hdemucs", "demucs"):
+        return DemucsSeparator(repo.load_demucs(entry), full, chosen, autocast)
+    if entry.task != "separate":
+        raise UsageError(f"model {full!r} is a {entry.task} model, not a separator")
+    return _torch_separator(repo.fetch(entry), full, chosen)
