@@ -1,10 +1,11 @@
-"""Benchmark ``nsep classify`` end to end from wav files: clips per second and accuracy, per model.
+"""Benchmark ``nsep classify`` (or ``nsep detect``) end to end from wav files: clips per second and accuracy.
 
-Run: ``python bench/bench_classify.py --data BANK [--clips 2000] [--models classify-cnn classify-xgb]
-[--device cpu] [--repeat 3]``. BANK is an NSynth-format folder (e.g. a TimGM6mb render from
+Run: ``python bench/bench_classify.py --data BANK [--task classify|detect] [--clips 2000]
+[--models classify-cnn classify-xgb] [--device cpu] [--repeat 3]``. BANK is an NSynth-format folder (e.g. a TimGM6mb render from
 ``nsep data render``); clips are drawn from it with a fixed seed. Each run is a fresh process
-(start-up and model loading included); the table shows the median of the runs. Writes JSON to
-``bench/results/classify-<device>.json``.
+(start-up and model loading included); the table shows the median of the runs. Accuracy is the
+share of clips whose family is the top family (classify) or among the detected labels (detect).
+Writes JSON to ``bench/results/<task>-<device>.json``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ RESULTS = Path(__file__).parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--task", choices=("classify", "detect"), default="classify")
     parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--models", nargs="+", default=["classify-cnn"])
+    parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None)
@@ -36,6 +38,7 @@ def main() -> None:
 
     from nsep.data.nsynth import load_bank
 
+    args.models = args.models or [f"{args.task}-cnn"]
     examples = load_bank(args.data)
     rng = np.random.default_rng(0)
     chosen = [examples[i] for i in sorted(rng.choice(len(examples), min(args.clips, len(examples)), replace=False))]
@@ -54,10 +57,11 @@ def main() -> None:
             for _ in range(args.repeat):
                 out = Path(tmp) / "out.jsonl"
                 with out.open("w") as handle:
-                    runs.append(measure(["-q", "classify", "--files-from", str(listing), "--model", model, "--jsonl", *extra],
+                    runs.append(measure(["-q", args.task, "--files-from", str(listing), "--model", model, "--jsonl", *extra],
                                         stdout=handle))
             predictions = [json.loads(line) for line in out.read_text().splitlines()]
-            accuracy = float(np.mean([p["family"] == truth[p["path"]] for p in predictions]))
+            hit = (lambda p: p["family"] == truth[p["path"]]) if args.task == "classify" else (lambda p: truth[p["path"]] in p["labels"])
+            accuracy = float(np.mean([hit(p) for p in predictions]))
             wall = statistics.median(r["wall_s"] for r in runs)
             rows[model] = {"clips": len(truth), "median_wall_s": wall, "clips_per_s": round(len(truth) / wall, 1),
                            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "accuracy": round(accuracy, 4),
@@ -69,7 +73,7 @@ def main() -> None:
               f"{row['accuracy']:>9} {row['peak_rss_mb']:>14}")
     report = {"data": str(args.data), "device": args.device, "machine": machine(), "models": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"classify-{args.device.replace(':', '')}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{args.task}-{args.device.replace(':', '')}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

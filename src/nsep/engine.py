@@ -44,13 +44,19 @@ def split_windows(wave: torch.Tensor, size: int, hop: int) -> tuple[torch.Tensor
 
 
 class _Decoder(Dataset):
-    def __init__(self, paths: list[str], sample_rate: int, size: int, hop: int):
-        self.paths, self.sample_rate, self.size, self.hop = paths, sample_rate, size, hop
+    """Item ``i`` decodes files ``i * group`` onwards: groups keep a decoder process's hand-overs few."""
+
+    def __init__(self, paths: list[str], sample_rate: int, size: int, hop: int, group: int = 1):
+        self.paths, self.sample_rate, self.size, self.hop, self.group = paths, sample_rate, size, hop, group
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return -(-len(self.paths) // self.group)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item: int) -> list:
+        first = item * self.group
+        return [self._decode(i) for i in range(first, min(first + self.group, len(self.paths)))]
+
+    def _decode(self, index: int):
         path = self.paths[index]
         try:
             clip = audio.load(path, sample_rate=self.sample_rate, channels=1)
@@ -84,8 +90,9 @@ def run(
     size = info.clip_samples
     hop = max(1, int(size * hop_fraction))
     workers = auto_workers(len(paths), predictor.device) if workers is None else workers
+    group = 32 if workers else 1
     loader = DataLoader(
-        _Decoder(paths, info.sample_rate, size, hop),
+        _Decoder(paths, info.sample_rate, size, hop, group),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -117,7 +124,7 @@ def run(
                 on_done()
 
     queued = 0
-    for index, windows, starts, error, duration in loader:
+    for index, windows, starts, error, duration in (item for group in loader for item in group):
         result = FileResult(index, paths[index], duration=duration)
         if error is not None:
             result.error = error

@@ -4,9 +4,9 @@ The grid is demucs' own (``demucs.apply.apply_model`` with ``split=True``): segm
 ``(1 - overlap) * segment`` samples, each is padded symmetrically with real context to the length
 the model wants, and the outputs are cross-faded with triangular weights. ``shifts`` repeats the
 whole pass with the signal delayed by a random 0-0.5 s (from a seeded generator) and averages.
-Unlike ``apply_model``, segments from along the file share one batch, and the signal streams
-through: only a few batches of input and output are in memory at once, so memory is bounded by
-``batch_size`` segments, not by the file's length.
+Unlike ``apply_model``, segments from along the file share one batch, the cross-fading runs on
+the model's device, and the signal streams through: only a few batches of input and output are in
+memory at once, so memory is bounded by ``batch_size`` segments, not by the file's length.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class _Source:
             if block is None:
                 self.total = self.start + self.data.shape[-1]
                 break
-            self.data = torch.cat([self.data, block.float()], dim=-1)
-        out = torch.zeros(self.data.shape[0], stop - start)
+            self.data = block.float() if not self.data.numel() else torch.cat([self.data, block.float()], dim=-1)
+        out = self.data.new_zeros(self.data.shape[0], stop - start)
         lo, hi = max(start, self.start), min(stop, self.start + self.data.shape[-1])
         if hi > lo:
             out[:, lo - start : hi - start] = self.data[:, lo - self.start : hi - self.start]
@@ -117,17 +117,20 @@ class _Grid:
         self.next += len(chosen)
         return chosen
 
-    def add(self, offset: int, out: torch.Tensor) -> None:
-        n = out.shape[-1]
+    def add(self, segments: list[tuple[int, int]], out: torch.Tensor, trims: list[int]) -> None:
+        """Cross-fade a batch of outputs ``[B, S, C, L]`` (each trimmed to its segment) into the sums."""
         if self.sums is None:
-            self.sums = torch.zeros(*out.shape[:-1], 0)
-        need = offset + n - self.origin - self.sums.shape[-1]
+            self.sums = out.new_zeros(*out.shape[1:-1], 0)
+            self.weights = out.new_zeros(0)
+            self.weight = self.weight.to(out.device)
+        need = max(o + n for o, n in segments) - self.origin - self.sums.shape[-1]
         if need > 0:
-            self.sums = torch.cat([self.sums, torch.zeros(*out.shape[:-1], need)], dim=-1)
-            self.weights = torch.cat([self.weights, torch.zeros(need)])
-        at = offset - self.origin
-        self.sums[..., at : at + n] += self.weight[:n] * out
-        self.weights[at : at + n] += self.weight[:n]
+            self.sums = torch.cat([self.sums, self.sums.new_zeros(*self.sums.shape[:-1], need)], dim=-1)
+            self.weights = torch.cat([self.weights, self.weights.new_zeros(need)])
+        for (offset, n), trim, piece in zip(segments, trims, out):
+            at = offset - self.origin
+            self.sums[..., at : at + n] += self.weight[:n] * piece[..., trim : trim + n]
+            self.weights[at : at + n] += self.weight[:n]
 
     def finished(self) -> torch.Tensor | None:
         """Output that no later segment touches, lead removed, as ``[S, C, n]``."""
@@ -184,17 +187,16 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
             if segments:
                 starts = [o - (valid - n) // 2 - grid.lead for o, n in segments]
                 batch = torch.stack([source.read(s, s + valid) for s in starts])
-                grouped, groups = _groups(batch, separator.channels)
-                out = _ungroup(separator.forward(grouped), groups, len(batch)).float().cpu()
-                for (offset, n), piece in zip(segments, out):
-                    trim = (valid - n) // 2
-                    grid.add(offset, piece[..., trim : trim + n])
+                grouped, groups = _groups(batch.to(separator.device, non_blocking=True), separator.channels)
+                out = _ungroup(separator.forward(grouped), groups, len(batch)).float()
+                grid.add(segments, out, [(valid - n) // 2 for _, n in segments])
             piece = grid.finished()
             if piece is not None and piece.shape[-1]:
                 queue.append(piece)
         source.release(min(g.frontier() - valid - g.lead for g in grids))
         finished = all(g.done for g in grids)
         for out in _average(ready, final=finished):
+            out = out.cpu()
             yield out if stats is None else out * stats[1] + stats[0]
         if finished:
             return

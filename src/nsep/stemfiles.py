@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 
 from nsep import audio, separation
-from nsep.errors import NsepError, OutputExistsError, UsageError
+from nsep.errors import InputError, NsepError, OutputExistsError, UsageError
 
 OTHER = "other"
 SILENT_DB = -50.0  # a stem this far below the input's energy counts as absent
@@ -213,7 +213,7 @@ def separate_file(separator: separation.Separator, path: str, track: str, output
 
     writers = _StemWriters(targets, rate, channels, output)
     try:
-        written, mix_energy = 0, 0.0
+        written, mix_energy, peak = 0, 0.0, 0.0
         for block in back_to_input_rate():
             n = min(block.shape[-1], frames - written)
             if n <= 0:
@@ -224,8 +224,11 @@ def separate_file(separator: separation.Separator, path: str, track: str, output
             writers.write(out)
             written += n
             mix_energy += float(mix.double().square().sum())
+            peak = max(peak, float(mix.abs().max()))
         if written < frames:
             raise NsepError(f"{path}: separation ended at frame {written} of {frames}")
+        if peak < audio.SILENCE_PEAK:
+            raise InputError(path, "audio is silent")
         if stems is None:
             floor = mix_energy * 10 ** (SILENT_DB / 10)
             quiet = [s for s in chosen if s != OTHER and writers.energy[s] <= floor]

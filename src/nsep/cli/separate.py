@@ -37,7 +37,7 @@ def separate(
     paths: list[str] = PATHS_ARGUMENT,
     output: Path = typer.Option(..., "--output", "-o", help="Folder the stems go into."),
     model: str = typer.Option(None, "--model", "-m",
-                              help="bandsplit (default), unet, unet-bilstm, htdemucs, htdemucs_6s, htdemucs_ft, or a weights file."),
+                              help="unet-bilstm (default), unet, bandsplit, htdemucs, htdemucs_6s, htdemucs_ft, or a weights file."),
     filename: str = typer.Option("{track}/{stem}.{ext}", "--filename", help="Stem file names under OUTPUT: {track}, {stem}, {ext}."),
     stems: str = typer.Option(None, "--stems", help="Comma-separated stems to write; the rest is summed into `other` "
                                                     "(default: every stem that is not silent)."),

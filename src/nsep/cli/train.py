@@ -206,7 +206,7 @@ class _SeparateReporter(_Reporter):
 def separate(
     data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) with a train/valid split by instrument."),
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
-    model: str = typer.Option("bandsplit", "--model", "-m", help="bandsplit (nsep's default), unet or unet-bilstm."),
+    model: str = typer.Option("unet-bilstm", "--model", "-m", help="unet-bilstm (the shipped default), unet or bandsplit."),
     mode: str = typer.Option("music", "--mode", help="Mixture kinds: seed (notes at t=0), music (notes in time), or both."),
     k: str = typer.Option("1..4", "--k", help="Families per mixture: a number or a range."),
     clip_seconds: float = typer.Option(2.0, "--clip-seconds", min=0.5, max=30.0, help="Length of the training mixtures."),

@@ -17,7 +17,7 @@ from nsep.separation import Separator
 
 # demucs' stem names -> nsep's families (``other`` stays ``other``)
 DEMUCS_STEMS = {"drums": "drums", "bass": "bass", "vocals": "vocal", "guitar": "guitar", "piano": "keyboard", "other": "other"}
-DEFAULT = "separate-bandsplit"
+DEFAULT = "separate-unet-bilstm"  # best validation SI-SDRi of the three, and fast on a CPU
 
 
 class TorchSeparator(Separator):

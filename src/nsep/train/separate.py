@@ -38,7 +38,7 @@ SEGMENT_SAMPLES = 64_000  # inference window stored with the weights
 class SeparateConfig:
     data: list[str]
     out: str
-    architecture: str = "bandsplit"
+    architecture: str = "unet-bilstm"
     modes: tuple[str, ...] = ("music",)
     k: tuple[int, int] = (1, 4)
     clip_samples: int = 32_000
