@@ -206,7 +206,7 @@ class _SeparateReporter(_Reporter):
 def separate(
     data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) with a train/valid split by instrument."),
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
-    model: str = typer.Option("unet-bilstm", "--model", "-m", help="unet-bilstm (the shipped default), unet or bandsplit."),
+    model: str = typer.Option("unet-bilstm", "--model", "-m", help="unet-bilstm (the shipped default), unet, bandsplit, or htdemucs (demucs' architecture)."),
     mode: str = typer.Option("music", "--mode", help="Mixture kinds: seed (notes at t=0), music (notes in time), or both."),
     k: str = typer.Option("1..4", "--k", help="Families per mixture: a number or a range."),
     clip_seconds: float = typer.Option(2.0, "--clip-seconds", min=0.5, max=30.0, help="Length of the training mixtures."),
@@ -217,7 +217,7 @@ def separate(
     patience: int = typer.Option(6, help="Stop after this many epochs without a better validation SI-SDRi."),
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.1, help="Stop after the epoch that crosses this training time."),
     valid_mixtures: int = typer.Option(256, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
-    width: int = typer.Option(None, help="Channel width (unet, unet-bilstm) or band feature size (bandsplit)."),
+    width: int = typer.Option(None, help="Channel width (unet, unet-bilstm, htdemucs) or band feature size (bandsplit)."),
     init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model)."),
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     seed: int = SEED_OPTION,
@@ -231,10 +231,10 @@ def separate(
 
     if out.exists() and not (overwrite or resume):
         raise OutputExistsError(str(out))
-    if model not in ("bandsplit", "unet", "unet-bilstm"):
-        raise UsageError(f"--model {model}: choose one of bandsplit, unet, unet-bilstm "
-                         "(htdemucs is trained with the demucs package's own tools)")
-    config = {} if width is None else ({"dim": width} if model == "bandsplit" else {"width": width})
+    if model not in ("unet-bilstm", "unet", "bandsplit", "htdemucs"):
+        raise UsageError(f"--model {model}: choose one of unet-bilstm, unet, bandsplit, htdemucs")
+    width_name = {"bandsplit": "dim", "htdemucs": "channels"}.get(model, "width")
+    config = {} if width is None else {width_name: width}
     cfg = SeparateConfig(data=[str(d) for d in data], out=str(out), architecture=model, modes=parse_modes(mode),
                          k=parse_k(k), clip_samples=int(clip_seconds * SAMPLE_RATE), epochs=epochs,
                          steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, patience=patience,

@@ -16,6 +16,7 @@ from nsep.models.base import Predictor, TorchPredictor, pick_device, read_checkp
 from nsep.models.bandsplit import BandSplitSeparator
 from nsep.models.cnn import CNNClassifier
 from nsep.models.detector import CNNDetector
+from nsep.models.htdemucs import HTDemucsSeparator
 from nsep.models.mlp import MLP
 from nsep.models.resnet import ResNet18Classifier
 from nsep.models.seedcnn import SeedCNN
@@ -23,7 +24,7 @@ from nsep.models.unet import UNetSeparator, unet_bilstm
 
 TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": CNNClassifier, "resnet18": ResNet18Classifier, "detector": CNNDetector, "mlp": MLP, "seedcnn": SeedCNN,
-    "unet": UNetSeparator, "unet-bilstm": unet_bilstm, "bandsplit": BandSplitSeparator,
+    "unet": UNetSeparator, "unet-bilstm": unet_bilstm, "bandsplit": BandSplitSeparator, "htdemucs": HTDemucsSeparator,
 }
 ARCHITECTURES = (*TORCH_ARCHITECTURES, "xgb")
 DEFAULT_MODELS = {"classify": "classify-cnn", "detect": "detect-cnn"}
