@@ -47,7 +47,8 @@ def separate(
     segment: float = typer.Option(None, "--segment", min=0.1, help="Seconds per model window (default: the model's)."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, help="Overlap of consecutive windows."),
     shifts: int = typer.Option(0, "--shifts", min=0, help="Passes with random delays, averaged (slower, a little better)."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Windows per forward pass."),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", min=1,
+                                   help="Windows per forward pass (default: 16 on a GPU, 2 on a CPU, where memory, not speed, grows with it)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
@@ -69,9 +70,9 @@ def separate(
     from nsep.models import separator as separators
 
     out = stemfiles.Output(output, filename, "flac" if flac else "wav", bits, overwrite)
-    settings = separation.Settings(segment, overlap, shifts, batch_size, seed)
     wanted = _stem_list(stems, two_stems)
     model_ = separators.load(model, device)
+    settings = separation.Settings(segment, overlap, shifts, batch_size or (16 if model_.device.type == "cuda" else 2), seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
