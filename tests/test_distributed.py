@@ -125,3 +125,14 @@ def test_torchrun_inference_prints_what_one_process_prints(cli, make_audio, tmp_
     code, together, err = _torchrun(*args)
     assert code != 0 and "silent.wav: audio is silent" in err
     assert together == alone
+
+
+def test_a_separator_trained_by_two_processes_equals_one(bank, tmp_path):  # noqa: F811
+    from nsep.train import separate
+
+    cfg = separate.SeparateConfig(data=[str(bank)], out=str(tmp_path / "one.pt"), architecture="bandsplit", k=(1, 2),
+                                  clip_samples=8_000, epochs=1, steps_per_epoch=3, batch_size=4, valid_mixtures=8,
+                                  workers=0, device="cpu", model_config={"dim": 8, "hidden": 8, "layers": 1})
+    _launch(1, separate.train, cfg)
+    _launch(2, separate.train, replace(cfg, out=str(tmp_path / "two.pt")))
+    _assert_same(tmp_path / "one.pt", tmp_path / "two.pt")

@@ -222,6 +222,7 @@ def separate(
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
+    devices: int = DEVICES_OPTION,
     resume: bool = RESUME_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
@@ -241,6 +242,7 @@ def separate(
                          max_seconds=max_minutes * 60 if max_minutes else None, valid_mixtures=valid_mixtures,
                          workers=workers, seed=seed, device=device, model_config=config,
                          init=str(init) if init else None)
+    _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         metrics = train(cfg, resume=resume, report=_SeparateReporter(bar))
     common.log(f"best validation SI-SDRi {metrics.get('valid', {}).get('si_sdri')} dB -> {out}")

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nsep import metrics
+from nsep import distributed, metrics
 from nsep.audio import atomic_output
 from nsep.data import mixtures
 from nsep.evaluate_detect import run_seed
 from nsep.models import registry
-from nsep.models.base import ModelInfo, pick_device, save_checkpoint
+from nsep.models.base import ModelInfo, save_checkpoint
 from nsep.taxonomy import FAMILIES
 from nsep.train.detect import auto_workers, load_init, split_banks
 
@@ -59,8 +59,15 @@ class SeparateConfig:
     model_config: dict = field(default_factory=dict)
 
 
-def separation_loss(estimate: torch.Tensor, stems: torch.Tensor, mix: torch.Tensor, cap_db: float = 30.0) -> torch.Tensor:
-    """Negative SNR in dB of the playing stems, each capped at ``cap_db``, averaged: ``estimate``/``stems [B, S, T]``, ``mix [B, T]``.
+def playing(stems: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Which stems ``[B, S, T]`` of mixes ``[B, T]`` are not silent."""
+    return stems.square().sum(-1) > 1e-8 * mix.square().sum(-1, keepdim=True).clamp_min(1e-8)
+
+
+def separation_loss(estimate: torch.Tensor, stems: torch.Tensor, mix: torch.Tensor, cap_db: float = 30.0,
+                    count: float | None = None) -> torch.Tensor:
+    """Negative SNR in dB of the playing stems, each capped at ``cap_db``, summed and divided by ``count``
+    (default: their number): ``estimate``/``stems [B, S, T]``, ``mix [B, T]``.
 
     Absent families need no term of their own: the masks share out the mixture, so whatever a mask
     gives an absent family is missing from a playing one.
@@ -68,20 +75,23 @@ def separation_loss(estimate: torch.Tensor, stems: torch.Tensor, mix: torch.Tens
     tau = 10 ** (-cap_db / 10)
     energy = stems.square().sum(-1)
     error = (estimate - stems).square().sum(-1)
-    playing = energy > 1e-8 * mix.square().sum(-1, keepdim=True).clamp_min(1e-8)
+    mask = playing(stems, mix)
     snr = 10 * torch.log10(error + tau * energy + 1e-8) - 10 * torch.log10(energy + 1e-8)
-    return (snr * playing).sum() / playing.sum().clamp_min(1)
+    return (snr * mask).sum() / (count if count is not None else mask.sum().clamp_min(1))
 
 
 def loader(examples, cfg: SeparateConfig, count: int, seed: int, k: tuple[int, int], workers: int,
-           device: torch.device, shuffle: bool = True, store: mixtures.NoteStore | None = None) -> torch.utils.data.DataLoader:
-    """Batches ``(mix [B, 1, T], stems [B, S, T], presence [B, S])`` of ``count`` mixtures per mode."""
+           device: torch.device, shuffle: bool = True, store: mixtures.NoteStore | None = None,
+           batch_size: int | None = None, rank: int = 0, world: int = 1) -> torch.utils.data.DataLoader:
+    """Batches ``(mix [B, 1, T], stems [B, S, T], presence [B, S])`` of ``count`` mixtures per mode; process
+    ``rank`` of ``world`` gets its part of each shuffled batch (all of them, in order, unshuffled)."""
     sets = [mixtures.dataset(examples, mode, count, run_seed(seed, mode), k, SAMPLE_RATE, cfg.clip_samples, store)
             for mode in cfg.modes]
+    data = torch.utils.data.ConcatDataset(sets)
+    order = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=seed) if shuffle else None
     return torch.utils.data.DataLoader(
-        torch.utils.data.ConcatDataset(sets), batch_size=cfg.batch_size, shuffle=shuffle, num_workers=workers,
-        generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda",
-        collate_fn=mixtures.collate_stems,
+        data, batch_size=batch_size or cfg.batch_size, sampler=order, num_workers=workers,
+        pin_memory=device.type == "cuda", collate_fn=mixtures.collate_stems,
     )
 
 
@@ -105,8 +115,11 @@ def validate(model: torch.nn.Module, batches, device: torch.device) -> dict:
 
 def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
+    device = distributed.setup(cfg.device)
+    rank, world, main = distributed.rank(), distributed.world(), distributed.is_main()
+    part = distributed.local_batch(cfg.batch_size)
+    report = report if main else distributed.silent
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
     workers = auto_workers(device) if cfg.workers is None else cfg.workers
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +157,8 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     history: list[dict] = []
     best, start_epoch, stale, trained_seconds = -math.inf, 0, 0, 0.0
     if not resume:
-        log_path.unlink(missing_ok=True)
+        if main:
+            log_path.unlink(missing_ok=True)
     elif last_path.exists():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         for name, part in (("model", model), ("optimiser", optimiser), ("schedule", schedule)):
@@ -152,47 +166,55 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         loop = state["loop"]
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         trained_seconds, info.metrics = loop["seconds"], loop["metrics"]
+    net, model = model, distributed.wrap(model, device)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         began, running = time.time(), 0.0
         batches = loader(train_notes, cfg, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
-                         run_seed(cfg.seed, "train", epoch), cfg.k, workers, device, store=store)
+                         run_seed(cfg.seed, "train", epoch), cfg.k, workers, device, store=store, batch_size=part,
+                         rank=rank, world=world)
         for step, (mix, stems, _) in enumerate(batches):
             if step == steps:
                 break
             wave, stems = mix[:, 0].to(device, non_blocking=True), stems.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 estimate = model(wave)
-            loss = separation_loss(estimate.float(), stems, wave, cfg.snr_cap)
+            # over the group's playing stems, so that the processes' averaged gradients are one batch's
+            count = distributed.all_sum([float(playing(stems, wave).sum())])[0] / world
+            loss = separation_loss(estimate.float(), stems, wave, cfg.snr_cap, max(count, 1.0))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimiser.step()
             schedule.step()
             running += loss.item()
-            clock["seconds"] = trained_seconds + time.time() - began
+            elapsed = time.time() - began  # the group's mean, so every process keeps the same schedule
+            clock["seconds"] = trained_seconds + distributed.all_sum([elapsed])[0] / world
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
-        scores = validate(model, valid, device)
-        trained_seconds += time.time() - began
+        scores = validate(net, valid, device)
+        trained_seconds += distributed.all_sum([time.time() - began])[0] / world
+        running = distributed.all_sum([running])[0] / world
         row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_si_sdr": scores["si_sdr"],
                "valid_si_sdri": scores["si_sdri"], "lr": schedule.get_last_lr()[0], "seconds": round(time.time() - began, 1)}
         history.append(row)
-        with log_path.open("a") as log:
-            log.write(json.dumps(row) + "\n")
         report({"event": "epoch", **row})
         if scores["si_sdri"] > best:
             best, stale = scores["si_sdri"], 0
             info.metrics = {"valid": scores, "epoch": epoch + 1}
-            save_checkpoint(out, model, info)
         else:
             stale += 1
-        loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
-                "seconds": trained_seconds}
-        with atomic_output(last_path, overwrite=True) as tmp:
-            torch.save({"parts": {name: part.state_dict() for name, part in
-                                  (("model", model), ("optimiser", optimiser), ("schedule", schedule))},
-                        "loop": loop}, tmp)
+        if main:
+            with log_path.open("a") as log:
+                log.write(json.dumps(row) + "\n")
+            if stale == 0:
+                save_checkpoint(out, net, info)
+            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
+                    "seconds": trained_seconds}
+            with atomic_output(last_path, overwrite=True) as tmp:
+                torch.save({"parts": {name: held.state_dict() for name, held in
+                                      (("model", net), ("optimiser", optimiser), ("schedule", schedule))},
+                            "loop": loop}, tmp)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
@@ -201,6 +223,6 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             break
     from nsep.plot import curves_png
 
-    if history:
+    if history and main:
         curves_png(history, out.with_suffix(".curves.png"), f"separate {cfg.architecture} on {', '.join(Path(d).name for d in cfg.data)}")
     return info.metrics
