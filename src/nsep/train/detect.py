@@ -14,7 +14,6 @@ the first process writes.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,14 +28,14 @@ from torch import nn
 
 from nsep import distributed, evaluate_detect, metrics
 from nsep.evaluate_detect import CLIP_SAMPLES, SAMPLE_RATE, mixture_loader, run_seed
-from nsep.audio import atomic_output
 from nsep.augment import AugmentConfig, augment
 from nsep.detection import Thresholds
 from nsep.data.nsynth import Example, load_bank
 from nsep.errors import UsageError
 from nsep.models import registry
-from nsep.models.base import ModelInfo, Predictor, TorchPredictor, save_checkpoint
+from nsep.models.base import ModelInfo, Predictor, TorchPredictor
 from nsep.taxonomy import FAMILIES
+from nsep.train import state
 
 MODES = ("seed", "music")
 # ``--model`` names -> registry architectures (``cnn`` is nsep's frame-level detector)
@@ -176,14 +175,6 @@ def _update(model: torch.nn.Module, optimiser: torch.optim.Optimizer, schedule, 
     return loss.item()
 
 
-def _restore(path: Path, model, optimiser, schedule) -> dict:
-    """Load a ``.last.pt`` into the training objects; returns the loop's bookkeeping."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for name, part in (("model", model), ("optimiser", optimiser), ("schedule", schedule)):
-        part.load_state_dict(state["parts"][name])
-    return state["loop"]
-
-
 def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the training loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
     device = distributed.setup(cfg.device)
@@ -222,7 +213,7 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         if main:
             log_path.unlink(missing_ok=True)
     elif last_path.exists():
-        loop = _restore(last_path, net, optimiser, schedule)
+        loop = state.restore_last(last_path, net, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         info.metrics = loop["metrics"]
         info.thresholds, info.frame_thresholds = loop["thresholds"], loop["frame_thresholds"]
@@ -264,16 +255,9 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         else:
             stale += 1
         if main:
-            with log_path.open("a") as log:
-                log.write(json.dumps(row) + "\n")
-            if stale == 0:
-                save_checkpoint(out, net, info)
             loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
                     "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds}
-            with atomic_output(last_path, overwrite=True) as tmp:
-                torch.save({"parts": {name: held.state_dict() for name, held in
-                                      (("model", net), ("optimiser", optimiser), ("schedule", schedule))},
-                            "loop": loop}, tmp)
+            state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break

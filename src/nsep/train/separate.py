@@ -11,7 +11,6 @@ instruments; the best epoch by median SI-SDR improvement is kept.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,12 +21,12 @@ import numpy as np
 import torch
 
 from nsep import distributed, metrics
-from nsep.audio import atomic_output
 from nsep.data import mixtures
 from nsep.evaluate_detect import run_seed
 from nsep.models import registry
-from nsep.models.base import ModelInfo, save_checkpoint
+from nsep.models.base import ModelInfo
 from nsep.taxonomy import FAMILIES
+from nsep.train import state
 from nsep.train.detect import auto_workers, load_init, split_banks
 
 SAMPLE_RATE = 16_000
@@ -160,10 +159,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         if main:
             log_path.unlink(missing_ok=True)
     elif last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        for name, part in (("model", model), ("optimiser", optimiser), ("schedule", schedule)):
-            part.load_state_dict(state["parts"][name])
-        loop = state["loop"]
+        loop = state.restore_last(last_path, model, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         trained_seconds, info.metrics = loop["seconds"], loop["metrics"]
     net, model = model, distributed.wrap(model, device)
@@ -205,16 +201,9 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         else:
             stale += 1
         if main:
-            with log_path.open("a") as log:
-                log.write(json.dumps(row) + "\n")
-            if stale == 0:
-                save_checkpoint(out, net, info)
             loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
                     "seconds": trained_seconds}
-            with atomic_output(last_path, overwrite=True) as tmp:
-                torch.save({"parts": {name: held.state_dict() for name, held in
-                                      (("model", net), ("optimiser", optimiser), ("schedule", schedule))},
-                            "loop": loop}, tmp)
+            state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
