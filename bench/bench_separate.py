@@ -75,8 +75,10 @@ def main() -> None:
     parser.add_argument("--no-demucs", action="store_true")
     args = parser.parse_args()
 
-    from nsep import audio, separation
+    from nsep import audio, memory, separation
     from nsep.models import separator as separators
+
+    memory.reuse_freed_memory()  # as the nsep command does
 
     device = torch.device(args.device)
     items = songs(args.songs, args.seconds)

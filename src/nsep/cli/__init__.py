@@ -9,7 +9,7 @@ import traceback
 
 import typer
 
-from nsep import __version__
+from nsep import __version__, memory
 from nsep.cli import common
 from nsep.errors import NsepError, UsageError
 
@@ -70,6 +70,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def main() -> None:
     """Entry point: turn expected errors into one line and an exit status, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
+    memory.reuse_freed_memory()
     try:
         app(standalone_mode=True)
     except UsageError as err:
