@@ -229,7 +229,7 @@ def stream(
             raise InputError(path, "audio is silent")
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -245,7 +245,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private; the output should not be
+    tmp_path.chmod(0o666 & ~current_umask())  # mkstemp makes it private; the output should not be
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -146,8 +146,7 @@ class _StemWriters:
     def commit(self) -> dict[str, str]:
         for f in self.files.values():
             f.close()
-        mask = os.umask(0)
-        os.umask(mask)
+        mask = audio.current_umask()
         for stem, tmp in self.temps.items():
             tmp.chmod(0o666 & ~mask)
             os.replace(tmp, self.targets[stem])
