@@ -9,6 +9,7 @@ import contextlib
 import io
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -80,14 +81,17 @@ def _source(path: str):
 
 def _open(path: str) -> sf.SoundFile:
     if path != STDIN:
-        p = Path(path)
-        if not p.exists():
-            raise InputError(path, "no such file")
-        if p.is_dir():
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except OSError as err:
+            raise InputError(path, err.strerror or "cannot be read") from None
+        if stat.S_ISDIR(status.st_mode):
             raise InputError(path, "is a folder, not an audio file")
-        if not os.access(p, os.R_OK):
+        if not os.access(path, os.R_OK):
             raise InputError(path, "permission denied")
-        if p.stat().st_size == 0:
+        if status.st_size == 0:
             raise InputError(path, "empty file (0 bytes)")
     try:
         handle = sf.SoundFile(_source(path))
@@ -137,9 +141,11 @@ def info(path: str) -> AudioInfo:
 
 def check_samples(path: str, samples: torch.Tensor, allow_silent: bool = False) -> None:
     """Refuse NaN/Inf and (unless allowed) all-silent signals."""
-    if not torch.isfinite(samples).all():
+    low, high = torch.aminmax(samples)  # one pass; NaN propagates into both
+    peak = max(-float(low), float(high))
+    if not math.isfinite(peak) or math.isnan(float(low)):
         raise InputError(path, "contains NaN or infinite samples")
-    if not allow_silent and samples.abs().max() < SILENCE_PEAK:
+    if not allow_silent and peak < SILENCE_PEAK:
         raise InputError(path, "audio is silent")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 from nsep.features import FeatureSpec, Spectrogram
 from nsep.models.cnn import ClipNorm
@@ -16,6 +15,8 @@ class ResNet18Classifier(nn.Module):
     """Waveform ``[B, T]`` -> logits ``[B, n_labels]`` through a one-channel ResNet18."""
 
     def __init__(self, n_labels: int, feature: dict | None = None):
+        from torchvision.models import resnet18  # imported here: it costs seconds, and only this model needs it
+
         super().__init__()
         self.feature = FeatureSpec.from_dict(feature) if feature else RESNET_FEATURE
         self.frontend = Spectrogram(self.feature)
