@@ -8,8 +8,8 @@ SECONDS=0
 nsep -q data render .carry4/TimGM6mb.sf2 -o datasets/bench --split test -j 16 --json > "$OUT/render-bench.json"
 echo "rendered in ${SECONDS}s"
 for task in classify detect; do
-  python3 bench/bench_classify.py --data datasets/bench --task "$task" --clips "${CLIPS:-20000}" --device cuda \
-    --batch-size "${BATCH:-512}" --repeat 3 2>"$OUT/bench-$task.log" | tee -a "$OUT/bench.txt"
+  python3 bench/bench_classify.py --data datasets/bench --task "$task" --clips "${CLIPS:-20000}" --copies "${COPIES:-1}" \
+    --device cuda --repeat 3 2>"$OUT/bench-$task.log" | tee -a "$OUT/bench.txt"
 done
 python3 bench/bench_separate.py --songs 20 --seconds 180 --device cuda --repeat 2 \
   --models separate-unet-bilstm separate-unet separate-bandsplit 2>"$OUT/bench-separate.log" | tee -a "$OUT/bench.txt"

@@ -13,6 +13,7 @@ banks=()
 for dir in ${FONT_DIRS:-.carry/fonts}; do
   for font in "$dir"/*; do
     name=$(basename "${font%.*}")
+    [ ! -f "$data/$name/examples.json" ] || continue  # rendered by an earlier call on this warm machine
     how=(); [[ "$dir" != *synthetic* ]] || how=(--synthetic "$font")  # FM fonts: source "synthetic"
     nsep -q data render "$font" "${how[@]}" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
   done

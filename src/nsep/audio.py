@@ -139,14 +139,15 @@ def info(path: str) -> AudioInfo:
         return AudioInfo(path, handle.samplerate, handle.channels, handle.frames, handle.format, handle.subtype)
 
 
-def check_samples(path: str, samples: torch.Tensor, allow_silent: bool = False) -> None:
-    """Refuse NaN/Inf and (unless allowed) all-silent signals."""
+def check_samples(path: str, samples: torch.Tensor, allow_silent: bool = False) -> float:
+    """Refuse NaN/Inf and (unless allowed) all-silent signals; return the peak magnitude."""
     low, high = torch.aminmax(samples)  # one pass; NaN propagates into both
     peak = max(-float(low), float(high))
     if not math.isfinite(peak) or math.isnan(float(low)):
         raise InputError(path, "contains NaN or infinite samples")
     if not allow_silent and peak < SILENCE_PEAK:
         raise InputError(path, "audio is silent")
+    return peak
 
 
 def fit_channels(samples: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -224,8 +225,7 @@ def stream(
             start = max(0, position - context)
             stop = min(handle.frames, position + block + context)
             samples = _read(handle, path, start, stop - start)
-            check_samples(path, samples, allow_silent=True)
-            any_audio = any_audio or bool(samples.abs().max() >= SILENCE_PEAK)
+            any_audio = check_samples(path, samples, allow_silent=True) >= SILENCE_PEAK or any_audio
             samples = resample(fit_channels(samples, channels), rate, target)
             head = (position - start) * target // rate
             length = math.ceil((min(position + block, handle.frames) - position) * target / rate)

@@ -1,22 +1,27 @@
 """Batched inference over many files: decode in worker processes, fill batches across files.
 
-Each file becomes model-sized windows (padded if short, overlapping if long); windows from many
-files share a batch, and results come back per file, in input order.
+Each file is streamed (:func:`nsep.audio.stream`) into model-sized windows (padded if short,
+overlapping if long). A decoder packs windows from consecutive files into one tensor per batch, so
+a worker process hands over one tensor per batch rather than one per file, and memory stays bounded
+by the batches in flight, however long a file is. :func:`run` turns the batches into per-file
+results in input order; :mod:`nsep.detection` consumes :func:`batches` directly for timelines.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from nsep import audio
 from nsep.errors import NsepError
 from nsep.models.base import Predictor
+
+BLOCK_SECONDS = 30.0  # audio decoded at a time from one file
 
 
 @dataclass
@@ -32,6 +37,21 @@ class FileResult:
     error: str | None = None
 
 
+@dataclass
+class Batch:
+    """Windows of consecutive files; ``closed`` lists files that end in this batch.
+
+    ``owners[i]`` and ``starts[i]`` are the input index and start sample of window ``i``; a file's
+    windows arrive in order, possibly over several batches, all before its ``closed`` entry
+    ``(index, duration in seconds, error or None)``.
+    """
+
+    windows: torch.Tensor
+    owners: np.ndarray
+    starts: np.ndarray
+    closed: list[tuple[int, float, str | None]] = field(default_factory=list)
+
+
 def split_windows(wave: torch.Tensor, size: int, hop: int) -> tuple[torch.Tensor, np.ndarray]:
     """``[T]`` -> ``[W, size]`` windows (zero-padded; the last one ends at the file's end) and starts."""
     total = wave.shape[-1]
@@ -43,29 +63,70 @@ def split_windows(wave: torch.Tensor, size: int, hop: int) -> tuple[torch.Tensor
     return torch.stack([wave[s : s + size] for s in starts]), np.asarray(starts)
 
 
-class _Decoder(Dataset):
-    """Item ``i`` decodes files ``i * group`` onwards: groups keep a decoder process's hand-overs few."""
+def file_windows(path: str, sample_rate: int, size: int, hop: int) -> Iterator[tuple[int, torch.Tensor] | float]:
+    """Windows ``(start sample, [size])`` of a mono stream, as :func:`split_windows` cuts them, with
+    memory bounded by a decoding block; finally the duration in seconds."""
+    buffer, offset, start = torch.zeros(0), 0, 0
+    for block in audio.stream(path, BLOCK_SECONDS, sample_rate, channels=1):
+        buffer = block[0] if buffer.numel() == 0 else torch.cat([buffer, block[0]])
+        while start + size <= offset + buffer.shape[0]:
+            yield start, buffer[start - offset : start - offset + size]
+            start += hop
+        drop = max(0, min(start - offset, buffer.shape[0] - size))
+        buffer, offset = buffer[drop:], offset + drop
+    total = offset + buffer.shape[0]
+    if total < size:
+        yield 0, torch.nn.functional.pad(buffer, (0, size - total))
+    elif start - hop + size < total:
+        yield total - size, buffer[-size:]
+    yield total / sample_rate
 
-    def __init__(self, paths: list[str], sample_rate: int, size: int, hop: int, group: int = 1):
-        self.paths, self.sample_rate, self.size, self.hop, self.group = paths, sample_rate, size, hop, group
 
-    def __len__(self) -> int:
-        return -(-len(self.paths) // self.group)
+class WindowBatches(IterableDataset):
+    """Batches of up to ``batch_windows`` windows over ``paths``.
 
-    def __getitem__(self, item: int) -> list:
-        first = item * self.group
-        return [self._decode(i) for i in range(first, min(first + self.group, len(self.paths)))]
+    Files go in chunks of ``chunk`` consecutive paths; worker ``w`` of ``n`` decodes chunks ``w``,
+    ``w + n``, ... so batches from the workers arrive roughly in input order.
+    """
 
-    def _decode(self, index: int):
-        path = self.paths[index]
-        try:
-            clip = audio.load(path, sample_rate=self.sample_rate, channels=1)
-        except NsepError as err:
-            return index, None, None, str(err), 0.0
-        except Exception as err:  # a decoder crash on one file must not stop the batch
-            return index, None, None, f"{path}: cannot decode audio ({type(err).__name__}: {err})", 0.0
-        windows, starts = split_windows(clip.samples[0], self.size, self.hop)
-        return index, windows, starts, None, clip.duration
+    def __init__(self, paths: list[str], sample_rate: int, size: int, hop: int, batch_windows: int, chunk: int):
+        self.paths, self.sample_rate, self.size, self.hop = paths, sample_rate, size, hop
+        self.batch_windows, self.chunk = batch_windows, chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        worker = get_worker_info()
+        first, step = (worker.id, worker.num_workers) if worker else (0, 1)
+        for chunk_start in range(first * self.chunk, len(self.paths), step * self.chunk):
+            yield from self._chunk(range(chunk_start, min(chunk_start + self.chunk, len(self.paths))))
+
+    def _chunk(self, indices: range) -> Iterator[Batch]:
+        windows: list[torch.Tensor] = []
+        owners: list[int] = []
+        starts: list[int] = []
+        closed: list[tuple[int, float, str | None]] = []
+        for index in indices:
+            path = self.paths[index]
+            try:
+                for item in file_windows(path, self.sample_rate, self.size, self.hop):
+                    if isinstance(item, float):
+                        closed.append((index, item, None))
+                        continue
+                    windows.append(item[1])
+                    owners.append(index)
+                    starts.append(item[0])
+                    if len(windows) >= self.batch_windows:
+                        yield self._pack(windows, owners, starts, closed)
+                        windows, owners, starts, closed = [], [], [], []
+            except NsepError as err:
+                closed.append((index, 0.0, str(err)))
+            except Exception as err:  # a decoder crash on one file must not stop the batch
+                closed.append((index, 0.0, f"{path}: cannot decode audio ({type(err).__name__}: {err})"))
+        if windows or closed:
+            yield self._pack(windows, owners, starts, closed)
+
+    def _pack(self, windows: list[torch.Tensor], owners: list[int], starts: list[int], closed: list) -> Batch:
+        stacked = torch.stack(windows) if windows else torch.zeros(0, self.size)
+        return Batch(stacked, np.asarray(owners, dtype=np.int64), np.asarray(starts, dtype=np.int64), closed)
 
 
 def auto_workers(n_files: int, device: torch.device) -> int:
@@ -74,13 +135,39 @@ def auto_workers(n_files: int, device: torch.device) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if n_files < 16 or device.type != "cuda":
         return 0
-    return min(8, cores)
+    return max(1, min(16, cores - 2))
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """Windows per forward pass: enough to fill a GPU, few enough to keep a CPU's cache warm."""
+    return 512 if device.type == "cuda" else 64
+
+
+def batches(
+    paths: list[str],
+    sample_rate: int,
+    size: int,
+    hop: int,
+    batch_size: int,
+    workers: int,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """Decode ``paths`` into :class:`Batch` es, in ``workers`` processes (0: in this one)."""
+    loader = DataLoader(
+        WindowBatches(paths, sample_rate, size, hop, batch_size, chunk=batch_size),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        pin_memory=pin_memory,
+        collate_fn=lambda item: item,
+    )
+    yield from loader
 
 
 def run(
     predictor: Predictor,
     paths: list[str],
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     hop_fraction: float = 0.5,
     on_done: Callable[[], None] | None = None,
@@ -89,57 +176,34 @@ def run(
     info = predictor.info
     size = info.clip_samples
     hop = max(1, int(size * hop_fraction))
-    workers = auto_workers(len(paths), predictor.device) if workers is None else workers
-    group = 32 if workers else 1
-    loader = DataLoader(
-        _Decoder(paths, info.sample_rate, size, hop, group),
-        batch_size=None,
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-        pin_memory=predictor.device.type == "cuda",
-        collate_fn=lambda item: item,
-    )
-    pending: list[tuple[FileResult, torch.Tensor]] = []
+    device = predictor.device
+    batch_size = batch_size or auto_batch_size(device)
+    workers = auto_workers(len(paths), device) if workers is None else workers
+    parts: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     ready: dict[int, FileResult] = {}
     next_index = 0
-
-    def flush() -> None:
-        batch = torch.cat([w for _, w in pending])
-        probs = predictor.predict(batch)
-        rms = batch.square().mean(dim=-1).sqrt().numpy()
-        offset = 0
-        for result, windows in pending:
-            n = len(windows)
-            result.probabilities, result.window_rms = probs[offset : offset + n], rms[offset : offset + n]
-            ready[result.index] = result
-            offset += n
-        pending.clear()
-
-    def drain() -> Iterator[FileResult]:
-        nonlocal next_index
+    for batch in batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda"):
+        if len(batch.owners):
+            waves = batch.windows.to(device, non_blocking=True)
+            probs = predictor.predict(waves)
+            rms = waves.square().mean(dim=-1).sqrt().cpu().numpy()
+            cuts = np.flatnonzero(np.diff(batch.owners)) + 1
+            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(batch.owners)]):
+                owner = int(batch.owners[lo])
+                parts.setdefault(owner, []).append((probs[lo:hi], rms[lo:hi], batch.starts[lo:hi]))
+        for index, duration, error in batch.closed:
+            result = FileResult(index, paths[index], duration=duration, error=error)
+            pieces = parts.pop(index, [])
+            if error is None:
+                result.probabilities = np.concatenate([p for p, _, _ in pieces])
+                result.window_rms = np.concatenate([r for _, r, _ in pieces])
+                result.window_starts = np.concatenate([s for _, _, s in pieces]) / info.sample_rate
+            ready[index] = result
         while next_index in ready:
             yield ready.pop(next_index)
             next_index += 1
             if on_done:
                 on_done()
-
-    queued = 0
-    for index, windows, starts, error, duration in (item for group in loader for item in group):
-        result = FileResult(index, paths[index], duration=duration)
-        if error is not None:
-            result.error = error
-            ready[index] = result
-        else:
-            result.window_starts = starts / info.sample_rate
-            pending.append((result, windows))
-            queued += len(windows)
-            if queued >= batch_size:
-                flush()
-                queued = 0
-        yield from drain()
-    if pending:
-        flush()
-    yield from drain()
 
 
 def combine(result: FileResult, floor_db: float = 40.0) -> np.ndarray:

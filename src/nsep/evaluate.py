@@ -14,7 +14,7 @@ def classify_scores(
     predictor: Predictor,
     examples: list,
     families: list[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,28 +24,45 @@ def read_list(source: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _folder(path: Path) -> list[str]:
-    found = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-    return sorted(str(p) for p in found)
+def _folder(path: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        audio = (name for name in files if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS)
+        found.extend(os.path.normpath(os.path.join(root, name)) for name in audio)
+    return sorted(found)
 
 
 def _expand_one(arg: str) -> list[str]:
     if arg == STDIN:
         return [STDIN]
-    path = Path(arg)
-    if path.is_dir():
-        return _folder(path)
-    if not path.exists() and GLOB_CHARS & set(arg):
-        matches = sorted(glob.glob(arg, recursive=True))
+    try:
+        if stat.S_ISDIR(os.stat(arg).st_mode):
+            return _folder(arg)
+        return [arg]
+    except OSError:
+        pass
+    if GLOB_CHARS & set(arg):
         files: list[str] = []
-        for match in matches:
-            files.extend(_folder(Path(match)) if Path(match).is_dir() else [match])
+        for match in sorted(glob.glob(arg, recursive=True)):
+            files.extend(_folder(match) if os.path.isdir(match) else [match])
         return files or [arg]  # nothing matched: report the pattern by name
-    return [arg]  # a file, or a missing path that loading will report by name
+    return [arg]  # a missing path that loading will report by name
+
+
+def _identity(path: str) -> object:
+    """The same file under any name (links, ``./``) has one identity: its device and inode."""
+    if path == STDIN:
+        return path
+    try:
+        status = os.stat(path)
+    except OSError:
+        return os.path.abspath(path)
+    return status.st_dev, status.st_ino
 
 
 def expand(args: Iterable[str], files_from: str | None = None) -> list[str]:
-    """Expand arguments in order, de-duplicated by resolved path; missing paths are kept for reporting."""
+    """Expand arguments in order, de-duplicated by file identity; missing paths are kept for reporting."""
     wanted = list(args)
     if files_from is not None:
         if files_from == STDIN and STDIN in wanted:
@@ -55,7 +74,7 @@ def expand(args: Iterable[str], files_from: str | None = None) -> list[str]:
     result: list[str] = []
     for arg in wanted:
         for path in _expand_one(arg):
-            key = path if path == STDIN else str(Path(path).resolve())
+            key = _identity(path)
             if key not in seen:
                 seen.add(key)
                 result.append(path)

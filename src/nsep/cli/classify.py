@@ -9,7 +9,7 @@ from nsep.cli import common
 
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model name (see `nsep models list`) or weights file.")
 DEVICE_OPTION = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
-BATCH_OPTION = typer.Option(64, "--batch-size", "-b", min=1, help="Windows per forward pass.")
+BATCH_OPTION = typer.Option(None, "--batch-size", "-b", min=1, help="Windows per forward pass (default: 512 on a GPU, 64 on the CPU).")
 WORKERS_OPTION = typer.Option(None, "--workers", "-j", min=0, help="Decoder processes (default: automatic).")
 FILES_FROM_OPTION = typer.Option(None, "--files-from", help="Read more input paths from FILE (- for stdin), one a line.")
 PATHS_ARGUMENT = typer.Argument(None, help="Audio files, folders, globs, or - for stdin.", show_default=False)

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nsep.cli import common
-from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PATHS_ARGUMENT
+from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PATHS_ARGUMENT, WORKERS_OPTION
 from nsep.errors import UsageError
 
 BAR_WIDTH = 48
@@ -87,7 +87,8 @@ def detect(
                                     help="One decision threshold for every family (default: the model's, chosen on validation)."),
     min_duration: float = typer.Option(0.5, "--min-duration", min=0.0, help="Drop timeline segments shorter than this (seconds)."),
     device: str = DEVICE_OPTION,
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Windows per forward pass."),
+    batch_size: int = BATCH_OPTION,
+    workers: int = WORKERS_OPTION,
     files_from: str = FILES_FROM_OPTION,
     json_: bool = common.JSON_OPTION,
     jsonl: bool = common.JSONL_OPTION,
@@ -112,7 +113,7 @@ def detect(
     mine = list(distributed.shard(files))
     with common.progress(len(mine), "detect") as bar:
         task = bar.add_task("detect", total=len(mine))
-        for result in detection.run(predictor, mine, thresholds, min_duration, batch_size,
+        for result in detection.run(predictor, mine, thresholds, min_duration, batch_size, workers,
                                     on_done=lambda: bar.advance(task)):
             if result.error:
                 reporter.fail(result.error)
