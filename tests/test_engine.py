@@ -50,3 +50,29 @@ def test_combine_ignores_silent_windows():
     result = engine.FileResult(0, "x", probabilities=np.array([[0.9, 0.1], [0.1, 0.9]]),
                                window_rms=np.array([0.5, 1e-6]))
     assert np.allclose(engine.combine(result), [0.9, 0.1])
+
+
+def test_worker_processes_give_the_same_results_in_the_same_order(tmp_path):
+    paths = []
+    for i, seconds in enumerate([0.5, 3.0, 1.0, 2.2, 0.3, 1.7]):
+        path = tmp_path / f"f{i}.wav"
+        sf.write(path, (0.1 + 0.05 * i) * np.sin(np.arange(int(16_000 * seconds)) * 0.05), 16_000)
+        paths.append(str(path))
+    paths.insert(3, str(tmp_path / "missing.wav"))
+    alone = list(engine.run(EnergyPredictor(), paths, batch_size=3, workers=0))
+    shared = list(engine.run(EnergyPredictor(), paths, batch_size=3, workers=2))
+    assert [r.path for r in shared] == paths
+    assert [r.error is None for r in shared] == [r.error is None for r in alone]
+    for a, b in zip(alone, shared):
+        if a.error is None:
+            assert np.allclose(a.probabilities, b.probabilities) and np.allclose(a.window_starts, b.window_starts)
+
+
+def test_half_precision_hand_over_keeps_windows_close(tmp_path):
+    path = tmp_path / "tone.wav"
+    sf.write(path, 0.3 * np.sin(np.arange(20_000) * 0.05), 8_000, subtype="FLOAT")
+    full, half = (next(iter(engine.WindowBatches([str(path)], 8_000, 1_000, 500, 64, 64, dtype=dtype)))
+                  for dtype in (torch.float32, torch.float16))
+    assert half.windows.dtype == torch.float16 and half.windows.shape == full.windows.shape == (39, 1_000)
+    assert (half.windows.float() - full.windows).abs().max() < 3e-4
+    assert half.closed == full.closed == [(0, 2.5, None)]

@@ -110,7 +110,7 @@ def run(
 
     for batch in engine.batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda"):
         if len(batch.owners):
-            waves = batch.windows.to(device, non_blocking=True)
+            waves = batch.windows.to(device, non_blocking=True).float()
             clip, frames = predictor.predict_frames(waves)
             silent = (waves.abs().amax(dim=-1) < SILENT_PEAK).cpu().numpy()
             clip[silent], frames[silent] = 0.0, 0.0
