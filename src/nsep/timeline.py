@@ -48,8 +48,10 @@ class Timeline:
         centres = (np.arange(lo, hi) + 0.5) * self.step
         position = (centres - start) / span
         n = frames.shape[1]
-        frame_centres = (np.arange(n) + 0.5) / n
-        values = np.stack([np.interp(position, frame_centres, row) for row in frames])
+        at = np.interp(position, (np.arange(n) + 0.5) / n, np.arange(n, dtype=float))  # fractional frame index
+        below = np.floor(at).astype(int)
+        above, part = np.minimum(below + 1, n - 1), at - below
+        values = frames[:, below] * (1 - part) + frames[:, above] * part
         taper = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * np.sin(np.pi * np.clip(position, 0, 1)) ** 2
         self.total[:, lo - self.first : hi - self.first] += values * taper
         self.weight[lo - self.first : hi - self.first] += taper
@@ -90,18 +92,32 @@ class SegmentTracker:
         self.segments: list[Segment] = []
 
     def feed(self, first: int, cells: np.ndarray) -> None:
+        """Cells ``[labels, n]`` starting at cell index ``first``, following the cells fed before."""
+        if not cells.shape[1]:
+            return
         active = cells >= self.thresholds[:, None]
-        for offset in range(cells.shape[1]):
-            index = first + offset
-            for label in range(cells.shape[0]):
+        final = first + cells.shape[1] - 1
+        playing = np.flatnonzero(active.any(axis=1)).tolist()
+        for label in set(self.open) - set(playing):
+            if final - self.open[label][1] > self.gap_cells:
+                self._close(label)
+        for label in playing:
+            hits = np.flatnonzero(active[label])
+            index = hits + first
+            values = cells[label, hits]
+            breaks = (np.flatnonzero(np.diff(index) > self.gap_cells + 1) + 1).tolist()  # inactive for longer than the gap
+            for begin, stop in zip([0, *breaks], [*breaks, len(index)]):
                 run = self.open.get(label)
-                if active[label, offset]:
-                    if run is None:
-                        self.open[label] = [index, index, cells[label, offset], 1]
-                    else:
-                        run[1], run[2], run[3] = index, run[2] + cells[label, offset], run[3] + 1
-                elif run is not None and index - run[1] > self.gap_cells:
+                if run is not None and index[begin] - run[1] > self.gap_cells + 1:
                     self._close(label)
+                    run = None
+                total, count = float(values[begin:stop].sum()), stop - begin
+                if run is None:
+                    self.open[label] = [int(index[begin]), int(index[stop - 1]), total, count]
+                else:
+                    run[1], run[2], run[3] = int(index[stop - 1]), run[2] + total, run[3] + count
+            if final - self.open[label][1] > self.gap_cells:
+                self._close(label)
 
     def _close(self, label: int, limit: float | None = None) -> None:
         first, last, total, count = self.open.pop(label)
