@@ -171,18 +171,18 @@ class _Grid:
         return out
 
 
-def _groups(batch: torch.Tensor, channels: int) -> tuple[torch.Tensor, int]:
-    """``[B, C, L]`` -> ``[B * G, channels, L]``: the input as it is when the channel counts agree,
-    else each channel on its own (repeated to the model's channel count)."""
+def _groups(batch: torch.Tensor, channels: int) -> tuple[torch.Tensor, int | None]:
+    """``[B, C, L]`` -> ``[B * G, channels, L]``: the input as it is (G None) when the channel counts
+    agree, else each channel on its own (G = C, each repeated to the model's channel count)."""
     have = batch.shape[1]
     if have == channels:
-        return batch, 1
+        return batch, None
     return batch.reshape(-1, 1, batch.shape[-1]).expand(-1, channels, -1), have
 
 
-def _ungroup(out: torch.Tensor, groups: int, batch: int) -> torch.Tensor:
+def _ungroup(out: torch.Tensor, groups: int | None, batch: int) -> torch.Tensor:
     """``[B * G, S, channels, L]`` -> ``[B, S, C, L]`` (the model's channels averaged per input channel)."""
-    if groups == 1:
+    if groups is None:
         return out
     out = out.mean(dim=2).view(batch, groups, out.shape[1], out.shape[-1])
     return out.transpose(1, 2)
