@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+STATS_PIECE = 1 << 16  # samples per step of input_stats
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -67,13 +69,14 @@ def triangle(length: int, power: float = 1.0) -> torch.Tensor:
 
 
 class _Source:
-    """Random access to a streamed signal ``[C, total]``: zeros outside it; old samples can be dropped.
+    """Random access to a streamed signal ``[C, total]``, standardised by ``stats`` (mean, std) if
+    given: zeros outside it; old samples can be dropped.
 
     The blocks are kept as they come (no buffer is grown by concatenation): a read copies only what it
-    needs, straight into the caller's batch row."""
+    needs, standardising it on the way, straight into the caller's batch row."""
 
-    def __init__(self, blocks: Iterator[torch.Tensor], total: int):
-        self.blocks, self.total = blocks, total
+    def __init__(self, blocks: Iterator[torch.Tensor], total: int, stats: tuple[float, float] | None = None):
+        self.blocks, self.total, self.stats = blocks, total, stats
         self.held: deque[tuple[int, torch.Tensor]] = deque()  # (signal time of its first sample, block)
         self.end = 0  # signal time after the last block held
 
@@ -97,7 +100,13 @@ class _Source:
         for at, block in self.held:
             a, b = max(lo, at), min(hi, at + block.shape[-1])
             if b > a:
-                row[:, a - start : b - start] = block[:, a - at : b - at]
+                self._copy(block[:, a - at : b - at], row[:, a - start : b - start])
+
+    def _copy(self, samples: torch.Tensor, into: torch.Tensor) -> None:
+        if self.stats is None:
+            into.copy_(samples)
+        else:
+            torch.sub(samples, self.stats[0], out=into).div_(self.stats[1])
 
     def release(self, before: int) -> None:
         while self.held and self.held[0][0] + self.held[0][1].shape[-1] <= before:
@@ -105,14 +114,16 @@ class _Source:
 
 
 class _Grid:
-    """One pass over the signal delayed by ``lead`` samples; yields finished output in signal time.
+    """One pass over the signal delayed by ``lead`` samples; yields finished output in signal time,
+    written into ``into`` (``[S, C, total]``) where that is on the model's device.
 
     ``sums`` and ``weights`` are one preallocated window that starts at virtual time ``origin``: a
     segment's fresh part is written (weighted) into it, its overlap with earlier ones added in place,
     and what :meth:`finished` hands out makes room by moving the pending tail to the front."""
 
-    def __init__(self, total: int, lead: int, length: int, stride: int, weight: torch.Tensor):
-        self.total, self.lead, self.length, self.weight = total + lead, lead, length, weight
+    def __init__(self, total: int, lead: int, length: int, stride: int, weight: torch.Tensor,
+                 into: torch.Tensor | None = None):
+        self.total, self.lead, self.length, self.weight, self.into = total + lead, lead, length, weight, into
         self.offsets = range(0, self.total, stride)
         self.next = 0  # index into offsets
         self.sums: torch.Tensor | None = None
@@ -163,7 +174,12 @@ class _Grid:
         stop, skip = frontier - self.origin, max(0, self.lead - self.origin)
         if self.sums is None or stop <= 0:
             return None
-        out = self.sums[..., skip:stop] / self.weights[skip:stop] if skip < stop else None
+        out = None
+        if skip < stop:
+            at = self.origin + skip - self.lead  # signal time
+            into = self.into if self.into is not None and self.into.device == self.sums.device else None
+            out = torch.div(self.sums[..., skip:stop], self.weights[skip:stop],
+                            out=None if into is None else into[..., at : at + stop - skip])
         keep = self.filled - frontier
         self.sums[..., :keep] = self.sums[..., stop : stop + keep].clone()
         self.weights[:keep] = self.weights[stop : stop + keep].clone()
@@ -189,25 +205,24 @@ def _ungroup(out: torch.Tensor, groups: int | None, batch: int) -> torch.Tensor:
 
 
 def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channels: int, settings: Settings = Settings(),
-        stats: tuple[float, float] | None = None) -> Iterator[torch.Tensor]:
+        stats: tuple[float, float] | None = None, into: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Separate a signal of ``total`` samples at the model's rate, given as ``[channels, n]`` blocks;
     yield stems ``[S, channels, n]`` in order. ``stats`` (mean, std) standardise the input (see
-    :func:`input_stats`) and are undone on the stems."""
+    :func:`input_stats`) and are undone on the stems. ``into`` (``[S, channels, total]``), when given,
+    receives the stems, and what is yielded are its views."""
     rate = separator.sample_rate
     length = int(rate * (settings.segment or separator.segment))
     stride = max(1, int((1 - settings.overlap) * length))
     valid = separator.valid_length(length)
     weight = triangle(length, settings.transition_power)
-    if stats is not None:
-        mean, std = stats
-        blocks = (torch.sub(b, mean).div_(std) for b in blocks)
-    source = _Source(blocks, total)
+    source = _Source(blocks, total, stats)
     max_shift = int(0.5 * rate)
     draw = random.Random(settings.seed)
     leads = [max_shift - draw.randint(0, max_shift) for _ in range(settings.shifts)] or [0]
-    grids = [_Grid(total, lead, length, stride, weight) for lead in leads]
+    grids = [_Grid(total, lead, length, stride, weight, into if len(leads) == 1 else None) for lead in leads]
     ready: list[deque[torch.Tensor]] = [deque() for _ in grids]
     inputs = _Batches(separator.device, (settings.batch_size, channels, valid))
+    done = 0
     while True:
         for grid, queue in zip(grids, ready):
             segments = grid.take(settings.batch_size)
@@ -225,7 +240,11 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
         for out in _average(ready, final=finished):
             if stats is not None:
                 out.mul_(stats[1]).add_(stats[0])
-            yield _to_host(out)
+            if into is None:
+                yield _to_host(out)
+            else:  # a no-op where the pass wrote it there
+                yield into[..., done : done + out.shape[-1]].copy_(out)
+            done += out.shape[-1]
         if finished:
             return
 
@@ -281,13 +300,15 @@ def _average(ready: list[deque[torch.Tensor]], final: bool = False) -> Iterator[
 
 
 def input_stats(blocks: Iterator[torch.Tensor]) -> tuple[float, float]:
-    """Mean and standard deviation of the channel-averaged signal (demucs' ``ref``), in one pass."""
+    """Mean and standard deviation of the channel-averaged signal (demucs' ``ref``), in one pass
+    over pieces that stay in cache (float64 copies of a whole song cost 8x the time)."""
     count, total, squares = 0, 0.0, 0.0
     for block in blocks:
-        ref = block.double().mean(dim=0)
-        count += ref.numel()
-        total += float(ref.sum())
-        squares += float(ref.square().sum())
+        for piece in block.split(STATS_PIECE, dim=-1):
+            ref = piece.double().mean(dim=0)
+            count += ref.numel()
+            total += float(ref.sum())
+            squares += float(ref.square_().sum())
     mean = total / max(count, 1)
     variance = (squares - count * mean * mean) / max(count - 1, 1)
     return mean, math.sqrt(max(variance, 0.0)) or 1.0
@@ -297,10 +318,7 @@ def separate(separator: Separator, wave: torch.Tensor, settings: Settings = Sett
     """A whole in-memory signal ``[C, T]`` at the model's rate -> stems ``[S, C, T]``."""
     normalise = separator.normalise if normalise is None else normalise
     stats = input_stats(iter([wave])) if normalise else None
-    stems, at = torch.empty(0), 0
-    for chunk in run(separator, iter(wave.split(1 << 20, dim=-1)), wave.shape[-1], wave.shape[0], settings, stats):
-        if not at:
-            stems = chunk.new_empty(*chunk.shape[:-1], wave.shape[-1])
-        stems[..., at : at + chunk.shape[-1]] = chunk
-        at += chunk.shape[-1]
+    stems = torch.empty(len(separator.sources), *wave.shape)
+    for _ in run(separator, iter(wave.split(1 << 20, dim=-1)), wave.shape[-1], wave.shape[0], settings, stats, stems):
+        pass
     return stems
