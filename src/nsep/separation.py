@@ -6,7 +6,9 @@ the model wants, and the outputs are cross-faded with triangular weights. ``shif
 whole pass with the signal delayed by a random 0-0.5 s (from a seeded generator) and averages.
 Unlike ``apply_model``, segments from along the file share one batch, the cross-fading runs on
 the model's device, and the signal streams through: only a few batches of input and output are in
-memory at once, so memory is bounded by ``batch_size`` segments, not by the file's length.
+memory at once, so memory is bounded by ``batch_size`` segments, not by the file's length. No buffer
+grows by concatenation: input blocks are read (and standardised) straight into the batch, each pass
+cross-fades into one preallocated window, and :func:`separate` has that divided straight into its stems.
 """
 
 from __future__ import annotations
@@ -250,7 +252,8 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
 
 
 class _Batches:
-    """Model inputs ``[B, C, L]`` read from a source into one reused host buffer (new pinned ones for CUDA)."""
+    """Model inputs ``[B, C, L]`` read from a source: into one reused buffer for the CPU, else into new
+    host tensors (pinned for CUDA) copied to the device without waiting."""
 
     def __init__(self, device: torch.device, shape: tuple[int, int, int]):
         self.device, self.shape = device, shape
