@@ -60,6 +60,16 @@ def test_streamed_blocks_give_the_same_stems(demucs_package):
     assert float((whole - parts).abs().max()) < 1e-6
 
 
+def test_mono_input_to_a_stereo_model_gives_mono_stems(demucs_package):
+    """Each input channel goes through the model on its own; the model's channels are averaged back."""
+    sep = separators.load(str(demucs_package), "cpu")
+    x = torch.randn(1, 8000 * 3, generator=torch.Generator().manual_seed(3)) * 0.1
+    mono = separation.separate(sep, x, normalise=False)
+    both = separation.separate(sep, x.expand(2, -1), normalise=False)
+    assert mono.shape == (4, 1, x.shape[-1])
+    assert float((mono - both.mean(dim=1, keepdim=True)).abs().max()) < 1e-6
+
+
 def _stereo(path: Path, seconds: float = 3.0, rate: int = 44_100) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     data = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 660 * t) + 0.05 * np.sin(2 * np.pi * 3000 * t)], 1)

@@ -6,7 +6,9 @@ the model wants, and the outputs are cross-faded with triangular weights. ``shif
 whole pass with the signal delayed by a random 0-0.5 s (from a seeded generator) and averages.
 Unlike ``apply_model``, segments from along the file share one batch, the cross-fading runs on
 the model's device, and the signal streams through: only a few batches of input and output are in
-memory at once, so memory is bounded by ``batch_size`` segments, not by the file's length.
+memory at once, so memory is bounded by ``batch_size`` segments, not by the file's length. No buffer
+grows by concatenation: input blocks are read (and standardised) straight into the batch, each pass
+cross-fades into one preallocated window, and :func:`separate` has that divided straight into its stems.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+STATS_PIECE = 1 << 16  # samples per step of input_stats
 
 
 @dataclass(frozen=True)
@@ -66,42 +71,67 @@ def triangle(length: int, power: float = 1.0) -> torch.Tensor:
 
 
 class _Source:
-    """Random access to a streamed signal ``[C, total]``: zeros outside it; old samples can be dropped."""
+    """Random access to a streamed signal ``[C, total]``, standardised by ``stats`` (mean, std) if
+    given: zeros outside it; old samples can be dropped.
 
-    def __init__(self, blocks: Iterator[torch.Tensor], total: int, channels: int):
-        self.blocks, self.total = blocks, total
-        self.data = torch.zeros(channels, 0)
-        self.start = 0
+    The blocks are kept as they come (no buffer is grown by concatenation): a read copies only what it
+    needs, standardising it on the way, straight into the caller's batch row."""
 
-    def read(self, start: int, stop: int) -> torch.Tensor:
-        want = min(stop, self.total)
-        while self.start + self.data.shape[-1] < want:
+    def __init__(self, blocks: Iterator[torch.Tensor], total: int, stats: tuple[float, float] | None = None):
+        self.blocks, self.total, self.stats = blocks, total, stats
+        self.held: deque[tuple[int, torch.Tensor]] = deque()  # (signal time of its first sample, block)
+        self.end = 0  # signal time after the last block held
+
+    def _fetch(self, stop: int) -> None:
+        while self.end < min(stop, self.total):
             block = next(self.blocks, None)
             if block is None:
-                self.total = self.start + self.data.shape[-1]
-                break
-            self.data = block.float() if not self.data.numel() else torch.cat([self.data, block.float()], dim=-1)
-        out = self.data.new_zeros(self.data.shape[0], stop - start)
-        lo, hi = max(start, self.start), min(stop, self.start + self.data.shape[-1])
-        if hi > lo:
-            out[:, lo - start : hi - start] = self.data[:, lo - self.start : hi - self.start]
-        return out
+                self.total = self.end
+                return
+            self.held.append((self.end, block.float()))
+            self.end += block.shape[-1]
+
+    def read_into(self, row: torch.Tensor, start: int) -> None:
+        """Fill ``row`` ``[C, n]`` with samples ``start`` to ``start + n``."""
+        stop = start + row.shape[-1]
+        self._fetch(stop)
+        lo = max(start, self.held[0][0] if self.held else self.end)
+        hi = max(lo, min(stop, self.end))
+        row[:, : lo - start].zero_()
+        row[:, hi - start :].zero_()
+        for at, block in self.held:
+            a, b = max(lo, at), min(hi, at + block.shape[-1])
+            if b > a:
+                self._copy(block[:, a - at : b - at], row[:, a - start : b - start])
+
+    def _copy(self, samples: torch.Tensor, into: torch.Tensor) -> None:
+        if self.stats is None:
+            into.copy_(samples)
+        else:
+            torch.sub(samples, self.stats[0], out=into).div_(self.stats[1])
 
     def release(self, before: int) -> None:
-        drop = min(max(0, before - self.start), self.data.shape[-1])
-        self.data, self.start = self.data[:, drop:], self.start + drop
+        while self.held and self.held[0][0] + self.held[0][1].shape[-1] <= before:
+            self.held.popleft()
 
 
 class _Grid:
-    """One pass over the signal delayed by ``lead`` samples; yields finished output in signal time."""
+    """One pass over the signal delayed by ``lead`` samples; yields finished output in signal time,
+    written into ``into`` (``[S, C, total]``) where that is on the model's device.
 
-    def __init__(self, total: int, lead: int, length: int, stride: int, weight: torch.Tensor):
-        self.total, self.lead, self.length, self.weight = total + lead, lead, length, weight
+    ``sums`` and ``weights`` are one preallocated window that starts at virtual time ``origin``: a
+    segment's fresh part is written (weighted) into it, its overlap with earlier ones added in place,
+    and what :meth:`finished` hands out makes room by moving the pending tail to the front."""
+
+    def __init__(self, total: int, lead: int, length: int, stride: int, weight: torch.Tensor,
+                 into: torch.Tensor | None = None):
+        self.total, self.lead, self.length, self.weight, self.into = total + lead, lead, length, weight, into
         self.offsets = range(0, self.total, stride)
         self.next = 0  # index into offsets
         self.sums: torch.Tensor | None = None
         self.weights = torch.zeros(0)
         self.origin = 0  # virtual time of sums[..., 0]
+        self.filled = 0  # virtual time up to which sums hold output
 
     @property
     def done(self) -> bool:
@@ -117,116 +147,171 @@ class _Grid:
         self.next += len(chosen)
         return chosen
 
+    def _reserve(self, out: torch.Tensor, stop: int) -> None:
+        """Room in the window up to virtual time ``stop`` for outputs like ``out`` ``[B, S, C, L]``."""
+        size = stop - self.origin
+        if self.sums is not None and size <= self.sums.shape[-1]:
+            return
+        keep = self.filled - self.origin
+        sums, weights = out.new_empty(*out.shape[1:-1], size), out.new_empty(size)
+        if self.sums is not None:
+            sums[..., :keep], weights[:keep] = self.sums[..., :keep], self.weights[:keep]
+        self.sums, self.weights, self.weight = sums, weights, self.weight.to(out.device)
+
     def add(self, segments: list[tuple[int, int]], out: torch.Tensor, trims: list[int]) -> None:
         """Cross-fade a batch of outputs ``[B, S, C, L]`` (each trimmed to its segment) into the sums."""
-        if self.sums is None:
-            self.sums = out.new_zeros(*out.shape[1:-1], 0)
-            self.weights = out.new_zeros(0)
-            self.weight = self.weight.to(out.device)
-        need = max(o + n for o, n in segments) - self.origin - self.sums.shape[-1]
-        if need > 0:
-            self.sums = torch.cat([self.sums, self.sums.new_zeros(*self.sums.shape[:-1], need)], dim=-1)
-            self.weights = torch.cat([self.weights, self.weights.new_zeros(need)])
+        self._reserve(out, max(o + n for o, n in segments))
         for (offset, n), trim, piece in zip(segments, trims, out):
-            at = offset - self.origin
-            self.sums[..., at : at + n] += self.weight[:n] * piece[..., trim : trim + n]
-            self.weights[at : at + n] += self.weight[:n]
+            at, seen = offset - self.origin, min(max(self.filled - offset, 0), n)
+            piece, weight = piece[..., trim : trim + n], self.weight[:n]
+            self.sums[..., at : at + seen] += weight[:seen] * piece[..., :seen]
+            self.weights[at : at + seen] += weight[:seen]
+            torch.mul(piece[..., seen:], weight[seen:], out=self.sums[..., at + seen : at + n])
+            self.weights[at + seen : at + n] = weight[seen:]
+            self.filled = max(self.filled, offset + n)
 
     def finished(self) -> torch.Tensor | None:
         """Output that no later segment touches, lead removed, as ``[S, C, n]``."""
-        stop = self.frontier() - self.origin
+        frontier = self.frontier()
+        stop, skip = frontier - self.origin, max(0, self.lead - self.origin)
         if self.sums is None or stop <= 0:
             return None
-        out = self.sums[..., :stop] / self.weights[:stop]
-        self.sums, self.weights = self.sums[..., stop:], self.weights[stop:]
-        begin = self.origin
-        self.origin += stop
-        skip = max(0, self.lead - begin)
-        return out[..., skip:] if skip < out.shape[-1] else None
+        out = None
+        if skip < stop:
+            at = self.origin + skip - self.lead  # signal time
+            into = self.into if self.into is not None and self.into.device == self.sums.device else None
+            out = torch.div(self.sums[..., skip:stop], self.weights[skip:stop],
+                            out=None if into is None else into[..., at : at + stop - skip])
+        keep = self.filled - frontier
+        self.sums[..., :keep] = self.sums[..., stop : stop + keep].clone()
+        self.weights[:keep] = self.weights[stop : stop + keep].clone()
+        self.origin = frontier
+        return out
 
 
-def _groups(batch: torch.Tensor, channels: int) -> tuple[torch.Tensor, int]:
-    """``[B, C, L]`` -> ``[B * G, channels, L]``: the input as it is when the channel counts agree,
-    else each channel on its own (repeated to the model's channel count)."""
+def _groups(batch: torch.Tensor, channels: int) -> tuple[torch.Tensor, int | None]:
+    """``[B, C, L]`` -> ``[B * G, channels, L]``: the input as it is (G None) when the channel counts
+    agree, else each channel on its own (G = C, each repeated to the model's channel count)."""
     have = batch.shape[1]
     if have == channels:
-        return batch, 1
+        return batch, None
     return batch.reshape(-1, 1, batch.shape[-1]).expand(-1, channels, -1), have
 
 
-def _ungroup(out: torch.Tensor, groups: int, batch: int) -> torch.Tensor:
+def _ungroup(out: torch.Tensor, groups: int | None, batch: int) -> torch.Tensor:
     """``[B * G, S, channels, L]`` -> ``[B, S, C, L]`` (the model's channels averaged per input channel)."""
-    if groups == 1:
+    if groups is None:
         return out
     out = out.mean(dim=2).view(batch, groups, out.shape[1], out.shape[-1])
     return out.transpose(1, 2)
 
 
 def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channels: int, settings: Settings = Settings(),
-        stats: tuple[float, float] | None = None) -> Iterator[torch.Tensor]:
+        stats: tuple[float, float] | None = None, into: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Separate a signal of ``total`` samples at the model's rate, given as ``[channels, n]`` blocks;
     yield stems ``[S, channels, n]`` in order. ``stats`` (mean, std) standardise the input (see
-    :func:`input_stats`) and are undone on the stems."""
+    :func:`input_stats`) and are undone on the stems. ``into`` (``[S, channels, total]``), when given,
+    receives the stems, and what is yielded are its views."""
     rate = separator.sample_rate
     length = int(rate * (settings.segment or separator.segment))
     stride = max(1, int((1 - settings.overlap) * length))
     valid = separator.valid_length(length)
     weight = triangle(length, settings.transition_power)
-    if stats is not None:
-        mean, std = stats
-        blocks = ((b - mean) / std for b in blocks)
-    source = _Source(blocks, total, channels)
+    source = _Source(blocks, total, stats)
     max_shift = int(0.5 * rate)
     draw = random.Random(settings.seed)
     leads = [max_shift - draw.randint(0, max_shift) for _ in range(settings.shifts)] or [0]
-    grids = [_Grid(total, lead, length, stride, weight) for lead in leads]
-    ready: list[list[torch.Tensor]] = [[] for _ in grids]
+    grids = [_Grid(total, lead, length, stride, weight, into if len(leads) == 1 else None) for lead in leads]
+    ready: list[deque[torch.Tensor]] = [deque() for _ in grids]
+    inputs = _Batches(separator.device, (settings.batch_size, channels, valid))
+    done = 0
     while True:
         for grid, queue in zip(grids, ready):
             segments = grid.take(settings.batch_size)
             if segments:
-                starts = [o - (valid - n) // 2 - grid.lead for o, n in segments]
-                batch = torch.stack([source.read(s, s + valid) for s in starts])
-                grouped, groups = _groups(batch.to(separator.device, non_blocking=True), separator.channels)
-                out = _ungroup(separator.forward(grouped), groups, len(batch)).float()
-                grid.add(segments, out, [(valid - n) // 2 for _, n in segments])
+                trims = [(valid - n) // 2 for _, n in segments]
+                batch = inputs.fill(source, [o - trim - grid.lead for (o, _), trim in zip(segments, trims)])
+                grouped, groups = _groups(batch, separator.channels)
+                out = _ungroup(separator.forward(grouped), groups, len(segments)).float()
+                grid.add(segments, out, trims)
             piece = grid.finished()
             if piece is not None and piece.shape[-1]:
                 queue.append(piece)
         source.release(min(g.frontier() - valid - g.lead for g in grids))
         finished = all(g.done for g in grids)
         for out in _average(ready, final=finished):
-            out = out.cpu()
-            yield out if stats is None else out * stats[1] + stats[0]
+            if stats is not None:
+                out.mul_(stats[1]).add_(stats[0])
+            if into is None:
+                yield _to_host(out)
+            else:  # a no-op where the pass wrote it there
+                yield into[..., done : done + out.shape[-1]].copy_(out)
+            done += out.shape[-1]
         if finished:
             return
 
 
-def _average(ready: list[list[torch.Tensor]], final: bool = False) -> Iterator[torch.Tensor]:
-    """The mean over passes of the output all of them have finished."""
-    queued = [sum(p.shape[-1] for p in q) for q in ready]
-    n = min(queued)
+class _Batches:
+    """Model inputs ``[B, C, L]`` read from a source: into one reused buffer for the CPU, else into new
+    host tensors (pinned for CUDA) copied to the device without waiting."""
+
+    def __init__(self, device: torch.device, shape: tuple[int, int, int]):
+        self.device, self.shape = device, shape
+        self.buffer = torch.empty(shape) if device.type == "cpu" else None
+
+    def fill(self, source: _Source, starts: list[int]) -> torch.Tensor:
+        """The batch of rows starting at ``starts`` (signal time), on the device."""
+        if self.buffer is not None:
+            batch = self.buffer[: len(starts)]
+        else:  # the caching host allocator reuses it once its copy to the device has run
+            batch = torch.empty(len(starts), *self.shape[1:], pin_memory=self.device.type == "cuda")
+        for row, start in zip(batch, starts):
+            source.read_into(row, start)
+        return batch.to(self.device, non_blocking=True)
+
+
+def _to_host(out: torch.Tensor) -> torch.Tensor:
+    """Stems on the CPU: as they are there, else copied through pinned memory."""
+    if out.device.type == "cpu":
+        return out
+    return torch.empty(out.shape, dtype=out.dtype, pin_memory=out.device.type == "cuda").copy_(out)
+
+
+def _take(queue: deque[torch.Tensor], count: int) -> torch.Tensor:
+    """The first ``count`` samples of a queue of ``[..., n]`` pieces (a view when one piece holds them)."""
+    parts, have = [], 0
+    while have < count:
+        piece = queue.popleft()
+        need = count - have
+        if piece.shape[-1] > need:
+            queue.appendleft(piece[..., need:])
+            piece = piece[..., :need]
+        parts.append(piece)
+        have += piece.shape[-1]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+
+def _average(ready: list[deque[torch.Tensor]], final: bool = False) -> Iterator[torch.Tensor]:
+    """The mean over passes of the output all of them have finished (its own tensor, free to change in place)."""
+    n = min(sum(p.shape[-1] for p in q) for q in ready)
     if n == 0:
         return
-    parts = []
-    for queue in ready:
-        joined = torch.cat(queue, dim=-1)
-        parts.append(joined[..., :n])
-        queue[:] = [joined[..., n:]] if joined.shape[-1] > n else []
-    out = parts[0] if len(parts) == 1 else torch.stack(parts).mean(dim=0)
-    yield out
+    parts = [_take(queue, n) for queue in ready]
+    yield parts[0] if len(parts) == 1 else torch.stack(parts).mean(dim=0)
     if final and any(ready):
         raise RuntimeError("separation passes ended at different lengths")
 
 
 def input_stats(blocks: Iterator[torch.Tensor]) -> tuple[float, float]:
-    """Mean and standard deviation of the channel-averaged signal (demucs' ``ref``), in one pass."""
+    """Mean and standard deviation of the channel-averaged signal (demucs' ``ref``), in one pass
+    over pieces that stay in cache (float64 copies of a whole song cost 8x the time)."""
     count, total, squares = 0, 0.0, 0.0
     for block in blocks:
-        ref = block.double().mean(dim=0)
-        count += ref.numel()
-        total += float(ref.sum())
-        squares += float(ref.square().sum())
+        for piece in block.split(STATS_PIECE, dim=-1):
+            ref = piece.double().mean(dim=0)
+            count += ref.numel()
+            total += float(ref.sum())
+            squares += float(ref.square_().sum())
     mean = total / max(count, 1)
     variance = (squares - count * mean * mean) / max(count - 1, 1)
     return mean, math.sqrt(max(variance, 0.0)) or 1.0
@@ -236,5 +321,7 @@ def separate(separator: Separator, wave: torch.Tensor, settings: Settings = Sett
     """A whole in-memory signal ``[C, T]`` at the model's rate -> stems ``[S, C, T]``."""
     normalise = separator.normalise if normalise is None else normalise
     stats = input_stats(iter([wave])) if normalise else None
-    chunks = run(separator, iter(wave.split(1 << 20, dim=-1)), wave.shape[-1], wave.shape[0], settings, stats)
-    return torch.cat(list(chunks), dim=-1)
+    stems = torch.empty(len(separator.sources), *wave.shape)
+    for _ in run(separator, iter(wave.split(1 << 20, dim=-1)), wave.shape[-1], wave.shape[0], settings, stats, stems):
+        pass
+    return stems
