@@ -243,7 +243,7 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
             if stats is not None:
                 out.mul_(stats[1]).add_(stats[0])
             if into is None:
-                yield _to_host(out)
+                yield out.cpu()
             else:  # a no-op where the pass wrote it there
                 yield into[..., done : done + out.shape[-1]].copy_(out)
             done += out.shape[-1]
@@ -252,29 +252,21 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
 
 
 class _Batches:
-    """Model inputs ``[B, C, L]`` read from a source: into one reused buffer for the CPU, else into new
-    host tensors (pinned for CUDA) copied to the device without waiting."""
+    """Model inputs ``[B, C, L]`` read from a source into one reused host buffer, then sent to the device.
+
+    The buffer is pageable on purpose: a copy from pageable memory has left the buffer when ``to``
+    returns, so it can be refilled at once (pinned batches, fresh for every copy, measured 20 %
+    slower on an H100)."""
 
     def __init__(self, device: torch.device, shape: tuple[int, int, int]):
-        self.device, self.shape = device, shape
-        self.buffer = torch.empty(shape) if device.type == "cpu" else None
+        self.device, self.buffer = device, torch.empty(shape)
 
     def fill(self, source: _Source, starts: list[int]) -> torch.Tensor:
         """The batch of rows starting at ``starts`` (signal time), on the device."""
-        if self.buffer is not None:
-            batch = self.buffer[: len(starts)]
-        else:  # the caching host allocator reuses it once its copy to the device has run
-            batch = torch.empty(len(starts), *self.shape[1:], pin_memory=self.device.type == "cuda")
+        batch = self.buffer[: len(starts)]
         for row, start in zip(batch, starts):
             source.read_into(row, start)
-        return batch.to(self.device, non_blocking=True)
-
-
-def _to_host(out: torch.Tensor) -> torch.Tensor:
-    """Stems on the CPU: as they are there, else copied through pinned memory."""
-    if out.device.type == "cpu":
-        return out
-    return torch.empty(out.shape, dtype=out.dtype, pin_memory=out.device.type == "cuda").copy_(out)
+        return batch.to(self.device)
 
 
 def _take(queue: deque[torch.Tensor], count: int) -> torch.Tensor:
