@@ -100,8 +100,7 @@ def run(
     batch_size = batch_size or engine.auto_batch_size(device)
     workers = engine.auto_workers(len(paths), device) if workers is None else workers
     states: dict[int, _FileState] = {}
-    ready: dict[int, Detection] = {}
-    next_index = 0
+    order = engine.InOrder(on_done)
 
     def state_of(index: int) -> _FileState:
         if index not in states:
@@ -120,9 +119,4 @@ def run(
             state = state_of(index)
             del states[index]
             state.result.error = error
-            ready[index] = state.finish(0.0 if error else duration)
-        while next_index in ready:
-            yield ready.pop(next_index)
-            next_index += 1
-            if on_done:
-                on_done()
+            yield from order.put(index, state.finish(0.0 if error else duration))
