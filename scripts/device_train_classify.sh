@@ -3,6 +3,9 @@
 # format (fonts in a folder named *synthetic* labelled synthetic), split by instrument group (15 % valid), and train one classifier per width in $WIDTHS,
 # in parallel on the one GPU; weights, logs and curves land in $OUT. RENDER_ONLY=1 stops after
 # rendering (fonts too large for one call's carry are rendered over two calls on a warm machine).
+# EXCLUDE names fonts (the test font) whose samples no training note may sound (`--exclude-shared-with`).
+# Whenever a call renders, all banks in datasets/gpu are split together (`nsep data split`), so a
+# General-MIDI program lands on the same side in every font.
 # Usage: WIDTHS="16 24" bash scripts/device_train_classify.sh [extra `nsep train classify` options]
 source scripts/device_setup.sh
 set -euo pipefail
@@ -10,14 +13,19 @@ data=datasets/gpu
 mkdir -p "$data"
 SECONDS=0
 banks=()
+exclude=()
+for font in ${EXCLUDE:-}; do exclude+=(--exclude-shared-with "$font"); done
+rendered=0
 for dir in ${FONT_DIRS:-.carry/fonts}; do
   for font in "$dir"/*; do
     name=$(basename "${font%.*}")
     [ ! -f "$data/$name/examples.json" ] || continue  # rendered by an earlier call on this warm machine
     how=(); [[ "$dir" != *synthetic* ]] || how=(--synthetic "$font")  # FM fonts: source "synthetic"
-    nsep -q data render "$font" "${how[@]}" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
+    nsep -q data render "$font" "${how[@]}" "${exclude[@]}" -o "$data/$name" --variations -j 16 --json > "$OUT/render-$name.json"
+    rendered=1
   done
 done
+[ "$rendered" = 0 ] || nsep -q data split "$data"/* --valid-fraction 0.15 --seed 0 --json > "$OUT/split.json"
 echo "rendered in ${SECONDS}s"
 [ -z "${RENDER_ONLY:-}" ] || exit 0
 for bank in "$data"/*; do banks+=(--data "$bank"); done

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from nsep.data import splits
 from nsep.data.nsynth import load_bank
 from nsep.data.plan import RenderConfig, plan
 from nsep.data.render import decimate2, render
-from nsep.data.soundfont import library, presets
+from nsep.data.soundfont import library, presets, sample_signatures, shared_keys
 from nsep.errors import InputError, UsageError
 from nsep.taxonomy import FAMILIES, SOURCES, classify_program
 
@@ -167,3 +168,45 @@ def test_cli_render_info_split(cli, tmp_path: Path):
     assert code == 0 and {r["name"] for r in json.loads(stdout) if r["by"] == "split"} == {"train", "valid"}
     code, _, stderr = cli("data", "render", str(tmp_path / "none.sf2"), "-o", str(out))
     assert code == 1 and "none.sf2" in stderr
+
+
+FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+def test_a_font_shares_every_sounding_key_with_itself():
+    shared = shared_keys(FONT, [FONT])
+    assert shared[(0, 0)] >= frozenset(range(21, 109))  # the piano sounds a sample on every key
+    sounding = sample_signatures(FONT)
+    left = plan([FONT], RenderConfig(exclude_shared_with=(str(FONT),)))
+    assert len(left) < 5  # only presets with keys that play no sample at all (silent notes) remain
+    assert all(not set(i.pitches) & set(sounding[(i.bank, i.program)]) for i in left)
+
+
+def test_shared_samples_are_left_out_key_by_key():
+    assert FLUID.is_file(), f"{FLUID} missing: install the Debian package fluid-soundfont-gm"
+    shared = shared_keys(FLUID, [FONT])
+    # FluidR3's clavinet plays a sample named like TimGM6mb's ("Clavinet C4") on keys 44-48 only
+    assert shared[(0, 7)] == frozenset(range(44, 49))
+    assert (0, 0) not in shared and (0, 40) not in shared  # its piano and violin share nothing
+    config = RenderConfig(programs=(0, 7), families=("keyboard",))
+    full = {i.program: i.pitches for i in plan([FLUID], config)}
+    kept = {i.program: i.pitches for i in plan([FLUID], replace(config, exclude_shared_with=(str(FONT),)))}
+    assert kept[0] == full[0]
+    assert set(kept[7]) == set(full[7]) - set(range(44, 49))
+
+
+def test_split_of_several_banks_keeps_a_program_on_one_side(bank: Path, tmp_path: Path, cli):
+    copies = []
+    for name in ("a", "b"):
+        copy = tmp_path / name
+        copy.mkdir()
+        shutil.copy(bank / "examples.json", copy / "examples.json")
+        copies.append(copy)
+    code, _, err = cli("data", "split", *map(str, copies), "--valid-fraction", "0.5", "--seed", "1", "--json")
+    assert code == 0, err
+    sides: dict[tuple, set[str]] = defaultdict(set)
+    for copy in copies:
+        for record in json.loads((copy / "examples.json").read_text()).values():
+            sides[(record["instrument_family_str"], record["program"])].add(record["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert {s for v in sides.values() for s in v} == {"train", "valid"}

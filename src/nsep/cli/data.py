@@ -55,6 +55,7 @@ def render(
     programs: str = typer.Option(None, "--programs", help="General-MIDI programs to render, e.g. 0-7,24 (default: all with a family)."),
     variations: bool = typer.Option(False, "--variations", help="Also render the GS variation banks 1-127."),
     synthetic: list[Path] = typer.Option([], "--synthetic", help="A font whose every sound is synthesised (FM/OPL): label it synthetic (repeatable; rendered too)."),
+    exclude_shared_with: list[Path] = typer.Option([], "--exclude-shared-with", help="Leave out every note that sounds a sample of this font (same name, or same length, loop and rate): keep a test font's recordings out of training (repeatable)."),
     sample_rate: int = typer.Option(16_000, "--sample-rate", "-r", help="Sample rate of the notes (Hz)."),
     held: float = typer.Option(3.0, "--held", help="Seconds from note-on to note-off."),
     release: float = typer.Option(1.0, "--release", help="Seconds kept after note-off."),
@@ -80,7 +81,8 @@ def render(
         pitches=(min(low_high), max(low_high)), family_ranges=family_ranges,
         families=_names(families) if families else RenderConfig.families,
         programs=_ints(programs, "--programs") if programs else None, variations=variations,
-        synthetic_fonts=tuple(p.name for p in synthetic), peak=peak, peak_jitter_db=peak_jitter_db,
+        synthetic_fonts=tuple(p.name for p in synthetic),
+        exclude_shared_with=tuple(str(p) for p in exclude_shared_with), peak=peak, peak_jitter_db=peak_jitter_db,
         oversample=oversample, seed=seed,
     )
     if workers < 1:
@@ -91,7 +93,7 @@ def render(
         summary = render_bank(all_fonts, output, config, workers, valid_fraction, split,
                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     record = {"output": str(output), "instruments": summary.instruments, "planned": summary.planned,
-              "rendered": summary.rendered, "skipped": summary.skipped, "silent": summary.silent,
+              "rendered": summary.rendered, "skipped": summary.skipped, "silent": summary.silent, "shared": summary.shared,
               "seconds": round(summary.seconds, 1),
               "notes_per_s": round(summary.rendered / summary.seconds, 1) if summary.seconds else 0.0}
     reporter = common.Reporter(fmt, _summary_table)
@@ -101,25 +103,31 @@ def render(
 
 @app.command("split")
 def split_command(
-    folder: Path = typer.Argument(..., help="A note bank folder (examples.json + audio/)."),
+    folders: list[Path] = typer.Argument(..., help="Note bank folders (examples.json + audio/), split together.", show_default=False),
     valid_fraction: float = typer.Option(0.15, "--valid-fraction", help="Share of instrument groups per family put in valid."),
     seed: int = typer.Option(0, "--seed", help="Seed of the assignment."),
     json_: bool = common.JSON_OPTION,
 ) -> None:
-    """Assign whole instruments to train/valid, stratified by family; stored as each note's split."""
+    """Assign whole instruments to train/valid, stratified by family; stored as each note's split.
+
+    Several banks are split as one: a General-MIDI program of a family lands on the same side in
+    every bank (fonts reuse each other's samples).
+    """
     from nsep.data import splits
     from nsep.data.nsynth import read_examples
     from nsep.data.render import save_examples
 
-    examples = read_examples(folder)
+    banks = {folder: read_examples(folder) for folder in dict.fromkeys(folders)}
+    joined = {(folder, note): record for folder, examples in banks.items() for note, record in examples.items()}
     try:
-        splits.assign(examples, valid_fraction, seed)
+        splits.assign(joined, valid_fraction, seed)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    save_examples(folder, examples)
     reporter = common.Reporter(common.output_format(json_, False, False), _info_table)
-    for record in _counts(folder, examples, ("split",)):
-        reporter.add(record)
+    for folder, examples in banks.items():
+        save_examples(folder, examples)
+        for record in _counts(folder, examples, ("split",)):
+            reporter.add(record)
     raise typer.Exit(reporter.finish())
 
 

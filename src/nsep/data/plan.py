@@ -3,7 +3,8 @@
 An instrument is one (SoundFont, bank, program) preset. Melodic presets come from the General-MIDI
 programs of bank 0 (and, with ``variations``, the GS variation banks 1-127, labelled by their
 program number); percussion kits from bank 128 become ``drums`` instruments whose notes are the
-kit pieces (GM keys 35-81). Instruments are numbered NNN within their family_source, in the
+kit pieces (GM keys 35-81). Keys that sound a sample of a font in ``exclude_shared_with`` (same
+name, or same length, loop and rate) are left out, so a test font's recordings never reach training. Instruments are numbered NNN within their family_source, in the
 order of the fonts given and then of bank and program, so a render is reproducible from its
 command line.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nsep.data.soundfont import presets
+from nsep.data.soundfont import presets, shared_keys
 from nsep.errors import UsageError
 from nsep.taxonomy import (
     DRUM_BANK, DRUM_CHANNEL, DRUM_KITS, FAMILIES, check_families, classify_program, pitch_range,
@@ -39,6 +40,7 @@ class RenderConfig:
     programs: tuple[int, ...] | None = None  # General-MIDI programs to render; None: all with a family
     variations: bool = False  # also render GS variation banks 1-127
     synthetic_fonts: tuple[str, ...] = ()  # font file names whose every sound is synthesised (FM/OPL)
+    exclude_shared_with: tuple[str, ...] = ()  # fonts (e.g. the test font) whose samples must not be rendered
     peak: float = 0.9  # each note is normalised to this peak ...
     peak_jitter_db: float = 0.0  # ... lowered by a seeded random 0..jitter dB per note
     silence: float = 1e-4  # notes whose raw peak is below this are dropped
@@ -128,6 +130,7 @@ def plan(fonts: Iterable[str | Path], config: RenderConfig) -> list[Instrument]:
             continue
         seen.add(str(Path(path).resolve()))
         synthetic = Path(path).name in config.synthetic_fonts
+        shared = shared_keys(path, config.exclude_shared_with) if config.exclude_shared_with else {}
         for preset in presets(path):
             melodic = preset.bank == 0 or (config.variations and 0 < preset.bank < DRUM_BANK)
             if not melodic and preset.bank != DRUM_BANK:
@@ -137,7 +140,8 @@ def plan(fonts: Iterable[str | Path], config: RenderConfig) -> list[Instrument]:
             labels = _labels(preset.bank, preset.program, synthetic)
             if labels is None or labels[0] not in config.families:
                 continue
-            pitches = _pitches(labels[0], config)
+            taken = shared.get((preset.bank, preset.program), frozenset())
+            pitches = tuple(p for p in _pitches(labels[0], config) if p not in taken)
             if not pitches:
                 continue
             number = counters[labels]

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class RenderSummary:
     rendered: int = 0
     skipped: int = 0  # already on disk
     silent: int = 0
+    shared: int = 0  # left out: they sound a sample of a font in ``exclude_shared_with``
     seconds: float = 0.0
 
 
@@ -189,6 +190,9 @@ def render(
     (out / "audio").mkdir(parents=True, exist_ok=True)
     units = _units(instruments, config)
     summary = RenderSummary(instruments=len(instruments), planned=sum(len(n) for _, n in units))
+    if config.exclude_shared_with:
+        unfiltered = plan(fonts, replace(config, exclude_shared_with=()))
+        summary.shared = sum(len(i.pitches) for i in unfiltered) * len(config.velocities) - summary.planned
     done = 0
     for notes, rendered, skipped, silent in _run(units, out, config, workers):
         summary.rendered += rendered

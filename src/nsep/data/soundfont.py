@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import functools
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ _LIBRARY_NAMES = ("libfluidsynth.so.3", "libfluidsynth.so.2")
 _QUIET_LOG_LEVELS = (2, 3, 4)  # FLUID_WARN, FLUID_INFO, FLUID_DBG
 _MAX_FLUSH_BLOCKS = 256
 _PHDR_RECORD = struct.Struct("<20sHHHIII")
+_BAG_RECORD = struct.Struct("<HH")  # pbag/ibag: first generator, first modulator
+_GEN_RECORD = struct.Struct("<HH")  # pgen/igen: operator, amount
+_INST_RECORD = struct.Struct("<20sH")
+_SHDR_RECORD = struct.Struct("<20sIIIIIBbHH")
+_GEN_KEY_RANGE, _GEN_INSTRUMENT, _GEN_SAMPLE = 43, 41, 53
+_COMPRESSED = 0x10  # sampleType bit of sf3's Ogg-compressed samples
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ def _chunks(data: bytes, start: int, end: int):
 def presets(path: str | Path) -> list[Preset]:
     """The presets a SoundFont (.sf2 or .sf3) holds, read from its ``phdr`` chunk without loading samples."""
     path = Path(path)
+    return _parse_pdta(path, _pdta(path))
+
+
+def _pdta(path: Path) -> bytes:
+    """The body of a SoundFont's ``pdta`` list (its presets, instruments and sample headers)."""
     try:
         with open(path, "rb") as handle:
             header = handle.read(12)
@@ -61,8 +73,7 @@ def presets(path: str | Path) -> list[Preset]:
                 head = handle.read(12)
                 size = struct.unpack_from("<I", head, 4)[0]
                 if head[:4] == b"LIST" and head[8:12] == b"pdta":
-                    body = handle.read(size - 4)
-                    return _parse_pdta(path, body)
+                    return handle.read(size - 4)
                 position += 8 + size
                 if size & 1:  # RIFF pads odd chunks, but some converters (sf3convert) do not
                     handle.seek(position)
@@ -72,16 +83,97 @@ def presets(path: str | Path) -> list[Preset]:
     raise InputError(str(path), "not a SoundFont (no preset data)")
 
 
-def _parse_pdta(path: Path, body: bytes) -> list[Preset]:
+def _records(path: Path, body: bytes, chunk: bytes, record: struct.Struct) -> list[tuple]:
+    """The records of one pdta sub-chunk, without its terminal record."""
     for chunk_id, offset, size in _chunks(body, 0, len(body)):
-        if chunk_id == b"phdr":
-            count = size // _PHDR_RECORD.size - 1  # the last record is the terminal "EOP"
-            found = []
-            for i in range(count):
-                name, program, bank, *_ = _PHDR_RECORD.unpack_from(body, offset + i * _PHDR_RECORD.size)
-                found.append(Preset(bank, program, name.split(b"\0")[0].decode("latin-1").strip()))
-            return sorted(set(found), key=lambda p: (p.bank, p.program))
-    raise InputError(str(path), "not a SoundFont (no preset headers)")
+        if chunk_id == chunk:
+            count = size // record.size - 1
+            return [record.unpack_from(body, offset + i * record.size) for i in range(count)]
+    raise InputError(str(path), f"not a SoundFont (no {chunk.decode()} chunk)")
+
+
+def _name(raw: bytes) -> str:
+    return raw.split(b"\0")[0].decode("latin-1").strip()
+
+
+def _parse_pdta(path: Path, body: bytes) -> list[Preset]:
+    found = {Preset(bank, program, _name(name)) for name, program, bank, *_ in _records(path, body, b"phdr", _PHDR_RECORD)}
+    return sorted(found, key=lambda p: (p.bank, p.program))
+
+
+def _zones(headers: list[tuple], first_bag: int, bags: list[tuple], gens: list[tuple],
+           operator: int) -> list[list[tuple[range, int]]]:
+    """For each preset (instrument) header, its zones as (key range, amount of ``operator``).
+
+    Zones without that generator (global zones) are left out.
+    """
+    zones = []
+    for i, header in enumerate(headers):
+        stop = headers[i + 1][first_bag] if i + 1 < len(headers) else len(bags)
+        found = []
+        for bag in range(header[first_bag], min(stop, len(bags))):
+            gen_stop = bags[bag + 1][0] if bag + 1 < len(bags) else len(gens)
+            keys, target = range(128), None
+            for op, amount in gens[bags[bag][0] : gen_stop]:
+                if op == _GEN_KEY_RANGE:
+                    keys = range(amount & 0xFF, (amount >> 8) + 1)
+                elif op == operator:
+                    target = amount
+            if target is not None:
+                found.append((keys, target))
+        zones.append(found)
+    return zones
+
+
+def sample_signatures(path: str | Path) -> dict[tuple[int, int], dict[int, frozenset[tuple]]]:
+    """For each (bank, program) preset and each key it plays, signatures of the samples it sounds.
+
+    A sample's signatures are its name (case-folded) and, for uncompressed (.sf2) samples, its
+    length, loop length and sample rate: two fonts that share a signature very likely share a
+    recording, renamed or not (sf3's compressed samples are matched by name only).
+    """
+    path = Path(path)
+    body = _pdta(path)
+    phdr = _records(path, body, b"phdr", _PHDR_RECORD)
+    inst = _records(path, body, b"inst", _INST_RECORD)
+    shdr = _records(path, body, b"shdr", _SHDR_RECORD)
+    preset_zones = _zones(phdr, 3, _records(path, body, b"pbag", _BAG_RECORD),
+                          _records(path, body, b"pgen", _GEN_RECORD), _GEN_INSTRUMENT)
+    instrument_zones = _zones(inst, 1, _records(path, body, b"ibag", _BAG_RECORD),
+                              _records(path, body, b"igen", _GEN_RECORD), _GEN_SAMPLE)
+
+    def signatures(sample: int) -> set[tuple]:
+        name, start, end, loop_start, loop_end, rate, _, _, _, kind = shdr[sample]
+        found = {("name", _name(name).casefold())}
+        if not kind & _COMPRESSED:
+            found.add(("frames", end - start, loop_end - loop_start, rate))
+        return found
+
+    result: dict[tuple[int, int], dict[int, frozenset[tuple]]] = {}
+    for (_, program, bank, *_), zones in zip(phdr, preset_zones):
+        keys: dict[int, set[tuple]] = {}
+        for preset_keys, instrument in zones:
+            for sample_keys, sample in instrument_zones[instrument] if instrument < len(inst) else ():
+                if sample < len(shdr):
+                    found = signatures(sample)
+                    for key in set(preset_keys) & set(sample_keys):
+                        keys.setdefault(key, set()).update(found)
+        result[(bank, program)] = {key: frozenset(value) for key, value in keys.items()}
+    return result
+
+
+def shared_keys(path: str | Path, others: Iterable[str | Path]) -> dict[tuple[int, int], frozenset[int]]:
+    """For each (bank, program) preset of ``path``, the keys that sound a sample found in any of ``others``."""
+    taken: set[tuple] = set()
+    for other in others:
+        for keys in sample_signatures(other).values():
+            taken.update(*keys.values())
+    shared = {}
+    for preset, keys in sample_signatures(path).items():
+        hits = frozenset(key for key, found in keys.items() if found & taken)
+        if hits:
+            shared[preset] = hits
+    return shared
 
 
 @functools.cache
