@@ -101,6 +101,23 @@ def render(
     raise typer.Exit(reporter.finish())
 
 
+@app.command("gus")
+def gus_command(
+    config: Path = typer.Argument(..., help="TiMidity configuration listing the patches (FreePats: freepats.cfg)."),
+    output: Path = typer.Option(..., "--output", "-o", help="SoundFont (.sf2) to write."),
+    name: str = typer.Option(None, "--name", help="Name stored in the SoundFont (default: the configuration's name)."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUTPUT if it exists."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Convert a GUS patch set (e.g. FreePats) into a SoundFont, so `nsep data render` can render it."""
+    from nsep.data.gus import convert
+
+    presets = convert(config, output, name or config.stem, overwrite=overwrite)
+    reporter = common.Reporter(common.output_format(json_, False, False), _summary_table)
+    reporter.add({"output": str(output), "presets": presets, "bytes": output.stat().st_size})
+    raise typer.Exit(reporter.finish())
+
+
 @app.command("split")
 def split_command(
     folders: list[Path] = typer.Argument(..., help="Note bank folders (examples.json + audio/), split together.", show_default=False),

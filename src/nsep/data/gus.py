@@ -1,0 +1,279 @@
+"""Gravis UltraSound patch sets (FreePats) converted into a SoundFont that FluidSynth renders.
+
+A patch set is a TiMidity configuration (``bank N`` / ``drumset N`` sections of ``PROGRAM
+file.pat`` lines) and its ``.pat`` files. Every patch becomes one instrument; every melodic bank
+program a preset of that bank, and each drum set a kit (bank 128) whose keys play their patches.
+Samples keep their rate, loops and key ranges; bidirectional loops are unrolled (SoundFonts loop
+forwards only) and GUS envelopes are mapped onto SoundFont volume envelopes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nsep.audio import atomic_output
+from nsep.errors import InputError, OutputExistsError
+
+_SAMPLE_HEADER = struct.Struct("<7sBIIIHIIIhB6s6s3s3sBHH36s")
+_MAGIC = (b"GF1PATCH110\0", b"GF1PATCH100\0")
+_FIRST_SAMPLE = 129 + 63 + 47  # file header, instrument header, layer header
+_DRUM_BANK = 128
+_GUARD_POINTS = 46  # zero points after each sample, as the SoundFont format asks
+_DB_PER_OFFSET = 0.375  # a GUS envelope offset step (its volume register is logarithmic)
+
+_MODE_16BIT, _MODE_UNSIGNED, _MODE_LOOP, _MODE_PINGPONG = 0x01, 0x02, 0x04, 0x08
+_MODE_REVERSE, _MODE_SUSTAIN, _MODE_ENVELOPE = 0x10, 0x20, 0x40
+
+# SoundFont generator numbers
+_KEY_RANGE, _INSTRUMENT, _SAMPLE_ID, _SAMPLE_MODES, _ROOT_KEY, _FINE_TUNE = 43, 41, 53, 54, 58, 52
+_ATTACK, _DECAY, _SUSTAIN, _RELEASE = 34, 36, 37, 38
+
+
+@dataclass
+class GusSample:
+    """One sample of a patch: 16-bit audio, its loop, rate, key range and envelope."""
+
+    name: str
+    audio: np.ndarray  # int16
+    loop: tuple[int, int] | None  # start, end in points
+    rate: int
+    low_hz: float
+    high_hz: float
+    root_hz: float
+    envelope: tuple[bytes, bytes] | None  # six rates, six offsets
+    sustain: bool
+
+
+def read_patch(path: str | Path) -> list[GusSample]:
+    """The samples of a ``.pat`` file (its first instrument and layer)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(str(path), f"cannot read patch ({err.strerror})") from None
+    if data[:12] not in _MAGIC or len(data) < _FIRST_SAMPLE:
+        raise InputError(str(path), "not a GUS patch (no GF1PATCH header)")
+    count = data[_FIRST_SAMPLE - 47 + 6]
+    samples, offset = [], _FIRST_SAMPLE
+    for _ in range(count):
+        if offset + _SAMPLE_HEADER.size > len(data):
+            raise InputError(str(path), "truncated GUS patch")
+        (name, _, size, loop_start, loop_end, rate, low, high, root, _, _, rates, offsets, _, _, modes, _, _,
+         _) = _SAMPLE_HEADER.unpack_from(data, offset)
+        offset += _SAMPLE_HEADER.size
+        raw = data[offset : offset + size]
+        offset += size
+        audio, width = _pcm(raw, modes)
+        if modes & _MODE_REVERSE:
+            audio = audio[::-1].copy()
+        loop = None
+        if modes & _MODE_LOOP and loop_end > loop_start:
+            loop = (loop_start // width, min(loop_end // width, len(audio)))
+            if modes & _MODE_PINGPONG:
+                audio, loop = _unroll(audio, loop)
+        samples.append(GusSample(
+            name=name.split(b"\0")[0].decode("latin-1"), audio=audio, loop=loop, rate=rate,
+            low_hz=low / 1000, high_hz=high / 1000, root_hz=max(root, 1) / 1000,
+            envelope=(rates, offsets) if modes & _MODE_ENVELOPE else None, sustain=bool(modes & _MODE_SUSTAIN)))
+    return samples
+
+
+def _pcm(raw: bytes, modes: int) -> tuple[np.ndarray, int]:
+    """int16 audio from a patch's 8- or 16-bit, signed or unsigned data, and the bytes per point."""
+    if modes & _MODE_16BIT:
+        audio = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<u2" if modes & _MODE_UNSIGNED else "<i2")
+        audio = (audio.astype(np.int32) - 32768).astype(np.int16) if modes & _MODE_UNSIGNED else audio.astype(np.int16)
+        return audio, 2
+    audio = np.frombuffer(raw, dtype=np.uint8 if modes & _MODE_UNSIGNED else np.int8).astype(np.int16)
+    return ((audio - 128) if modes & _MODE_UNSIGNED else audio) * 256, 1
+
+
+def _unroll(audio: np.ndarray, loop: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """A forward loop that plays a bidirectional one: the loop, then the loop reversed.
+
+    The loop's first points follow it again, so the sample goes on past its loop end (FluidSynth
+    needs points there to interpolate).
+    """
+    start, end = loop
+    if end - start < 3:
+        return audio, loop
+    backwards = audio[start + 1 : end - 1][::-1]
+    return np.concatenate([audio[:end], backwards, audio[start : start + 8]]), (start, end + len(backwards))
+
+
+def _key(hz: float) -> float:
+    return 69 + 12 * math.log2(max(hz, 1e-3) / 440)
+
+
+def _timecents(seconds: float) -> int:
+    return int(np.clip(round(1200 * math.log2(max(seconds, 0.001))), -12000, 8000))
+
+
+def _ramp_seconds(rate: int, steps: float) -> float:
+    """Seconds a GUS envelope stage takes to move ``steps`` offset units at ``rate``."""
+    increment, scale = rate & 0x3F, rate >> 6
+    per_second = max(increment, 1) / 16 * 44_100 / 8**scale
+    return abs(steps) / per_second
+
+
+def _envelope_generators(sample: GusSample) -> list[tuple[int, int]]:
+    """SoundFont volume-envelope generators approximating the sample's GUS envelope."""
+    if sample.envelope is None:
+        return [(_RELEASE, _timecents(0.05))]
+    rates, offsets = sample.envelope
+    attack = _ramp_seconds(rates[0], offsets[0])
+    release_rate = rates[3]
+    # SoundFont decay and release times are for a full 100 dB ramp
+    full_ramp = _ramp_seconds(release_rate, 100 / _DB_PER_OFFSET)
+    if sample.sustain and sample.loop is not None:
+        level = (255 - offsets[2]) * _DB_PER_OFFSET
+        decay = _ramp_seconds(rates[1], offsets[0] - offsets[1]) + _ramp_seconds(rates[2], offsets[1] - offsets[2])
+        return [(_ATTACK, _timecents(attack)), (_DECAY, _timecents(max(decay, 0.001) * 100 / max(level, 1))),
+                (_SUSTAIN, int(min(level, 100) * 10)), (_RELEASE, _timecents(full_ramp))]
+    return [(_ATTACK, _timecents(attack)), (_DECAY, _timecents(full_ramp)), (_SUSTAIN, 1000),
+            (_RELEASE, _timecents(full_ramp))]
+
+
+@dataclass
+class _Zone:
+    keys: tuple[int, int]
+    sample: int
+    root_key: int
+    fine_tune: int
+    looped: bool
+    envelope: list[tuple[int, int]]
+
+
+def _melodic_zones(samples: list[GusSample], first_sample: int) -> list[_Zone]:
+    """Zones of a melodic patch: each key goes to the sample whose range holds it (else the nearest)."""
+    owners = []
+    for key in range(128):
+        hz = 440 * 2 ** ((key - 69) / 12)
+        inside = [i for i, s in enumerate(samples) if s.low_hz <= hz <= s.high_hz]
+        owners.append(inside[0] if inside else min(range(len(samples)), key=lambda i: min(
+            abs(_key(samples[i].low_hz) - key), abs(_key(samples[i].high_hz) - key))))
+    zones, start = [], 0
+    for key in range(1, 129):
+        if key == 128 or owners[key] != owners[start]:
+            zones.append(_zone(samples[owners[start]], first_sample + owners[start], (start, key - 1)))
+            start = key
+    return zones
+
+
+def _zone(sample: GusSample, index: int, keys: tuple[int, int], root: float | None = None) -> _Zone:
+    root = _key(sample.root_hz) if root is None else root
+    return _Zone(keys, index, int(round(root)), int(round((round(root) - root) * 100)), sample.loop is not None,
+                 _envelope_generators(sample))
+
+
+def read_config(path: str | Path) -> dict[tuple[int, int], Path]:
+    """A TiMidity configuration as {(bank, program): patch file}; drum set N's keys as (128 + N, key)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="latin-1").splitlines()
+    except OSError as err:
+        raise InputError(str(path), f"cannot read patch configuration ({err.strerror})") from None
+    entries: dict[tuple[int, int], Path] = {}
+    section: tuple[str, int] | None = None
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"(bank|drumset)\s+(\d+)", line)
+        if header:
+            section = (header.group(1), int(header.group(2)))
+            continue
+        entry = re.match(r"(\d+)\s+(\S+)", line)
+        if entry and section is not None:
+            name = entry.group(2) if entry.group(2).endswith(".pat") else entry.group(2) + ".pat"
+            bank = section[1] if section[0] == "bank" else _DRUM_BANK + section[1]
+            entries[(bank, int(entry.group(1)))] = path.parent / name
+    if not entries:
+        raise InputError(str(path), "no patches listed (expected 'bank N' / 'drumset N' sections)")
+    return entries
+
+
+def convert(config: str | Path, out: str | Path, name: str = "GUS patches", overwrite: bool = False) -> int:
+    """Write the patch set that ``config`` lists as one SoundFont; return the number of presets."""
+    if Path(out).exists() and not overwrite:
+        raise OutputExistsError(str(out))
+    entries = read_config(config)
+    samples: list[GusSample] = []
+    instruments: list[tuple[str, list[_Zone]]] = []
+    presets: dict[tuple[int, int], list[int]] = {}  # (bank, program) -> instruments
+    for (bank, program), patch in sorted(entries.items()):
+        found = read_patch(patch)
+        if not found:
+            continue
+        first = len(samples)
+        samples.extend(found)
+        if bank >= _DRUM_BANK:  # a kit piece: the patch sounds at its own pitch on its key only
+            zones = [_zone(found[0], first, (program, program), root=program)]
+            preset = (_DRUM_BANK, bank - _DRUM_BANK)
+        else:
+            zones = _melodic_zones(found, first)
+            preset = (bank, program)
+        presets.setdefault(preset, []).append(len(instruments))
+        instruments.append((patch.stem[:20], zones))
+    with atomic_output(Path(out), overwrite=overwrite) as tmp:
+        tmp.write_bytes(_soundfont(name, samples, instruments, presets))
+    return len(presets)
+
+
+def _soundfont(name: str, samples: list[GusSample], instruments: list[tuple[str, list[_Zone]]],
+               presets: dict[tuple[int, int], list[int]]) -> bytes:
+    smpl, shdr, position = [], [], 0
+    for sample in samples:
+        smpl.append(sample.audio.astype("<i2").tobytes() + bytes(2 * _GUARD_POINTS))
+        start, end = position, position + len(sample.audio)
+        loop = sample.loop or (0, min(len(sample.audio), 8))
+        shdr.append(struct.pack("<20sIIIIIBbHH", sample.name.encode("latin-1")[:20], start, end, start + loop[0],
+                                start + loop[1], sample.rate, 60, 0, 0, 1))
+        position = end + _GUARD_POINTS
+    shdr.append(struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+    inst, ibag, igen = [], [], []
+    for inst_name, zones in instruments:
+        inst.append(struct.pack("<20sH", inst_name.encode("latin-1"), len(ibag)))
+        for zone in zones:
+            ibag.append(struct.pack("<HH", len(igen), 0))
+            gens = [(_KEY_RANGE, zone.keys[0] | zone.keys[1] << 8), *zone.envelope, (_ROOT_KEY, zone.root_key),
+                    (_FINE_TUNE, zone.fine_tune), (_SAMPLE_MODES, 1 if zone.looped else 0), (_SAMPLE_ID, zone.sample)]
+            igen.extend(struct.pack("<Hh" if amount < 0 else "<HH", op, amount) for op, amount in gens)
+    inst.append(struct.pack("<20sH", b"EOI", len(ibag)))
+    ibag.append(struct.pack("<HH", len(igen), 0))
+    igen.append(struct.pack("<HH", 0, 0))
+
+    phdr, pbag, pgen = [], [], []
+    for (bank, program), members in sorted(presets.items()):
+        label = f"{'kit' if bank == _DRUM_BANK else 'program'} {program}"
+        phdr.append(struct.pack("<20sHHHIII", label.encode(), program, bank, len(pbag), 0, 0, 0))
+        for member in members:
+            pbag.append(struct.pack("<HH", len(pgen), 0))
+            pgen.append(struct.pack("<HH", _INSTRUMENT, member))
+    phdr.append(struct.pack("<20sHHHIII", b"EOP", 0, 0, len(pbag), 0, 0, 0))
+    pbag.append(struct.pack("<HH", len(pgen), 0))
+    pgen.append(struct.pack("<HH", 0, 0))
+    terminal_mod = bytes(10)
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        body += b"\0" * (len(body) % 2)  # sub-chunks have even sizes (FluidSynth refuses odd INFO strings)
+        return tag + struct.pack("<I", len(body)) + body
+
+    def listed(tag: bytes, *chunks: bytes) -> bytes:
+        return chunk(b"LIST", tag + b"".join(chunks))
+
+    info = listed(b"INFO", chunk(b"ifil", struct.pack("<HH", 2, 1)), chunk(b"isng", b"EMU8000\0"),
+                  chunk(b"INAM", name.encode("latin-1") + b"\0"))
+    sdta = listed(b"sdta", chunk(b"smpl", b"".join(smpl)))
+    pdta = listed(b"pdta", chunk(b"phdr", b"".join(phdr)), chunk(b"pbag", b"".join(pbag)),
+                  chunk(b"pmod", terminal_mod), chunk(b"pgen", b"".join(pgen)), chunk(b"inst", b"".join(inst)),
+                  chunk(b"ibag", b"".join(ibag)), chunk(b"imod", terminal_mod), chunk(b"igen", b"".join(igen)),
+                  chunk(b"shdr", b"".join(shdr)))
+    return chunk(b"RIFF", b"sfbk" + info + sdta + pdta)
