@@ -29,7 +29,7 @@ def _scores_table(scores: dict) -> Table:
 
 @app.command("classify")
 def classify(
-    data: Path = typer.Option(..., "--data", help="NSynth-format folder to score on."),
+    data: list[Path] = typer.Option(..., "--data", help="NSynth-format folder(s) to score on."),
     model: str = MODEL_OPTION,
     families: str = typer.Option(None, "--families", help="Score only these families, deciding among them alone."),
     split: str = typer.Option(None, "--split", help="Use only notes of this split (train, valid, test)."),
@@ -45,7 +45,7 @@ def classify(
     from nsep.models import registry
 
     predictor = registry.load(model, "classify", device)
-    examples = load_bank(str(data), split=split) if split else load_bank(str(data))
+    examples = [e for folder in data for e in (load_bank(str(folder), split=split) if split else load_bank(str(folder)))]
     chosen = [f.strip() for f in families.split(",")] if families else None
     with common.progress(len(examples), "eval") as bar:
         task = bar.add_task("eval", total=len(examples))
@@ -62,7 +62,7 @@ def classify(
 
         with atomic_output(plot, overwrite=True) as tmp:
             confusion_png(np.asarray(scores["confusion"]), scores["labels"],
-                          f"{scores['model']} on {data.name}: {scores['accuracy']:.1%}", tmp)
+                          f"{scores['model']} on {', '.join(d.name for d in data)}: {scores['accuracy']:.1%}", tmp)
     if json_:
         sys.stdout.write(json.dumps(scores, indent=2) + "\n")
     else:
