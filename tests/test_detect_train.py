@@ -114,3 +114,18 @@ def test_init_loads_what_fits(tmp_path):
     model = registry.build("resnet18", len(FAMILIES))
     loaded, skipped = load_init(model, str(path))
     assert loaded > 100 and skipped == 2  # everything but the 1000-class head
+
+
+def test_thresholds_stay_above_the_floor():
+    from nsep.evaluate_detect import Collected
+    from nsep.train.detect import THRESHOLD_FLOOR, choose_thresholds
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((200, 2)) < 0.5
+    # label 0 separates at 0.5; label 1's scores are tiny and tell nothing, so its best F1 is "always yes"
+    probs = np.stack([np.where(truth[:, 0], 0.9, 0.1), rng.random(200) * 0.01], axis=1).astype(np.float32)
+    frames = np.repeat(probs[:, :, None], 4, axis=2)
+    chosen = choose_thresholds(Collected(probs, truth, frames, np.repeat(truth[:, :, None], 4, axis=2),
+                                         np.ones(200, dtype=int)))
+    assert 0.1 < chosen.clip[0] <= 0.9 and 0.1 < chosen.frame[0] <= 0.9
+    assert chosen.clip[1] == THRESHOLD_FLOOR and chosen.frame[1] == THRESHOLD_FLOOR
