@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from nsep.audio import atomic_output
+from nsep.data.soundfont import (
+    BAG_RECORD, GEN_INSTRUMENT, GEN_KEY_RANGE, GEN_RECORD, GEN_SAMPLE_ID, INST_RECORD, PHDR_RECORD, SHDR_RECORD,
+)
 from nsep.errors import InputError, OutputExistsError
 
 _SAMPLE_HEADER = struct.Struct("<7sBIIIHIIIhB6s6s3s3sBHH36s")
@@ -30,8 +33,8 @@ _DB_PER_OFFSET = 0.375  # a GUS envelope offset step (its volume register is log
 _MODE_16BIT, _MODE_UNSIGNED, _MODE_LOOP, _MODE_PINGPONG = 0x01, 0x02, 0x04, 0x08
 _MODE_REVERSE, _MODE_SUSTAIN, _MODE_ENVELOPE = 0x10, 0x20, 0x40
 
-# SoundFont generator numbers
-_KEY_RANGE, _INSTRUMENT, _SAMPLE_ID, _SAMPLE_MODES, _ROOT_KEY, _FINE_TUNE = 43, 41, 53, 54, 58, 52
+# SoundFont generators written besides those soundfont.py reads
+_FINE_TUNE, _SAMPLE_MODES, _ROOT_KEY = 52, 54, 58
 _ATTACK, _DECAY, _SUSTAIN, _RELEASE = 34, 36, 37, 38
 
 
@@ -233,33 +236,33 @@ def _soundfont(name: str, samples: list[GusSample], instruments: list[tuple[str,
         smpl.append(sample.audio.astype("<i2").tobytes() + bytes(2 * _GUARD_POINTS))
         start, end = position, position + len(sample.audio)
         loop = sample.loop or (0, min(len(sample.audio), 8))
-        shdr.append(struct.pack("<20sIIIIIBbHH", sample.name.encode("latin-1")[:20], start, end, start + loop[0],
-                                start + loop[1], sample.rate, 60, 0, 0, 1))
+        shdr.append(SHDR_RECORD.pack(sample.name.encode("latin-1")[:20], start, end, start + loop[0],
+                                     start + loop[1], sample.rate, 60, 0, 0, 1))
         position = end + _GUARD_POINTS
-    shdr.append(struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    shdr.append(SHDR_RECORD.pack(b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
     inst, ibag, igen = [], [], []
     for inst_name, zones in instruments:
-        inst.append(struct.pack("<20sH", inst_name.encode("latin-1"), len(ibag)))
+        inst.append(INST_RECORD.pack(inst_name.encode("latin-1"), len(ibag)))
         for zone in zones:
-            ibag.append(struct.pack("<HH", len(igen), 0))
-            gens = [(_KEY_RANGE, zone.keys[0] | zone.keys[1] << 8), *zone.envelope, (_ROOT_KEY, zone.root_key),
-                    (_FINE_TUNE, zone.fine_tune), (_SAMPLE_MODES, 1 if zone.looped else 0), (_SAMPLE_ID, zone.sample)]
-            igen.extend(struct.pack("<Hh" if amount < 0 else "<HH", op, amount) for op, amount in gens)
-    inst.append(struct.pack("<20sH", b"EOI", len(ibag)))
-    ibag.append(struct.pack("<HH", len(igen), 0))
-    igen.append(struct.pack("<HH", 0, 0))
+            ibag.append(BAG_RECORD.pack(len(igen), 0))
+            gens = [(GEN_KEY_RANGE, zone.keys[0] | zone.keys[1] << 8), *zone.envelope, (_ROOT_KEY, zone.root_key),
+                    (_FINE_TUNE, zone.fine_tune), (_SAMPLE_MODES, 1 if zone.looped else 0), (GEN_SAMPLE_ID, zone.sample)]
+            igen.extend(GEN_RECORD.pack(op, amount & 0xFFFF) for op, amount in gens)  # signed amounts as 16 bits
+    inst.append(INST_RECORD.pack(b"EOI", len(ibag)))
+    ibag.append(BAG_RECORD.pack(len(igen), 0))
+    igen.append(GEN_RECORD.pack(0, 0))
 
     phdr, pbag, pgen = [], [], []
     for (bank, program), members in sorted(presets.items()):
         label = f"{'kit' if bank == _DRUM_BANK else 'program'} {program}"
-        phdr.append(struct.pack("<20sHHHIII", label.encode(), program, bank, len(pbag), 0, 0, 0))
+        phdr.append(PHDR_RECORD.pack(label.encode(), program, bank, len(pbag), 0, 0, 0))
         for member in members:
-            pbag.append(struct.pack("<HH", len(pgen), 0))
-            pgen.append(struct.pack("<HH", _INSTRUMENT, member))
-    phdr.append(struct.pack("<20sHHHIII", b"EOP", 0, 0, len(pbag), 0, 0, 0))
-    pbag.append(struct.pack("<HH", len(pgen), 0))
-    pgen.append(struct.pack("<HH", 0, 0))
+            pbag.append(BAG_RECORD.pack(len(pgen), 0))
+            pgen.append(GEN_RECORD.pack(GEN_INSTRUMENT, member))
+    phdr.append(PHDR_RECORD.pack(b"EOP", 0, 0, len(pbag), 0, 0, 0))
+    pbag.append(BAG_RECORD.pack(len(pgen), 0))
+    pgen.append(GEN_RECORD.pack(0, 0))
     terminal_mod = bytes(10)
 
     def chunk(tag: bytes, body: bytes) -> bytes:

@@ -4,9 +4,9 @@ An instrument is one (SoundFont, bank, program) preset. Melodic presets come fro
 programs of bank 0 (and, with ``variations``, the GS variation banks 1-127, labelled by their
 program number); percussion kits from bank 128 become ``drums`` instruments whose notes are the
 kit pieces (GM keys 35-81). Keys that sound a sample of a font in ``exclude_shared_with`` (same
-name, or same length, loop and rate) are left out, so a test font's recordings never reach training. Instruments are numbered NNN within their family_source, in the
-order of the fonts given and then of bank and program, so a render is reproducible from its
-command line.
+name, or same length, loop and rate) are left out, so a test font's recordings never reach
+training. Instruments are numbered NNN within their family_source, in the order of the fonts
+given and then of bank and program, so a render is reproducible from its command line.
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ BLOCK = 64  # FluidSynth renders in blocks of this many frames
 _LIBRARY_NAMES = ("libfluidsynth.so.3", "libfluidsynth.so.2")
 _QUIET_LOG_LEVELS = (2, 3, 4)  # FLUID_WARN, FLUID_INFO, FLUID_DBG
 _MAX_FLUSH_BLOCKS = 256
-_PHDR_RECORD = struct.Struct("<20sHHHIII")
-_BAG_RECORD = struct.Struct("<HH")  # pbag/ibag: first generator, first modulator
-_GEN_RECORD = struct.Struct("<HH")  # pgen/igen: operator, amount
-_INST_RECORD = struct.Struct("<20sH")
-_SHDR_RECORD = struct.Struct("<20sIIIIIBbHH")
-_GEN_KEY_RANGE, _GEN_INSTRUMENT, _GEN_SAMPLE = 43, 41, 53
+# Records of a SoundFont's pdta chunk and the generators nsep reads (also used to write fonts: gus.py)
+PHDR_RECORD = struct.Struct("<20sHHHIII")  # name, program, bank, first bag, library, genre, morphology
+BAG_RECORD = struct.Struct("<HH")  # pbag/ibag: first generator, first modulator
+GEN_RECORD = struct.Struct("<HH")  # pgen/igen: operator, amount
+INST_RECORD = struct.Struct("<20sH")  # name, first bag
+SHDR_RECORD = struct.Struct("<20sIIIIIBbHH")  # name, start, end, loop start, loop end, rate, key, cents, link, type
+GEN_INSTRUMENT, GEN_KEY_RANGE, GEN_SAMPLE_ID = 41, 43, 53
 _COMPRESSED = 0x10  # sampleType bit of sf3's Ogg-compressed samples
 
 
@@ -97,7 +98,7 @@ def _name(raw: bytes) -> str:
 
 
 def _parse_pdta(path: Path, body: bytes) -> list[Preset]:
-    found = {Preset(bank, program, _name(name)) for name, program, bank, *_ in _records(path, body, b"phdr", _PHDR_RECORD)}
+    found = {Preset(bank, program, _name(name)) for name, program, bank, *_ in _records(path, body, b"phdr", PHDR_RECORD)}
     return sorted(found, key=lambda p: (p.bank, p.program))
 
 
@@ -115,7 +116,7 @@ def _zones(headers: list[tuple], first_bag: int, bags: list[tuple], gens: list[t
             gen_stop = bags[bag + 1][0] if bag + 1 < len(bags) else len(gens)
             keys, target = range(128), None
             for op, amount in gens[bags[bag][0] : gen_stop]:
-                if op == _GEN_KEY_RANGE:
+                if op == GEN_KEY_RANGE:
                     keys = range(amount & 0xFF, (amount >> 8) + 1)
                 elif op == operator:
                     target = amount
@@ -134,13 +135,13 @@ def sample_signatures(path: str | Path) -> dict[tuple[int, int], dict[int, froze
     """
     path = Path(path)
     body = _pdta(path)
-    phdr = _records(path, body, b"phdr", _PHDR_RECORD)
-    inst = _records(path, body, b"inst", _INST_RECORD)
-    shdr = _records(path, body, b"shdr", _SHDR_RECORD)
-    preset_zones = _zones(phdr, 3, _records(path, body, b"pbag", _BAG_RECORD),
-                          _records(path, body, b"pgen", _GEN_RECORD), _GEN_INSTRUMENT)
-    instrument_zones = _zones(inst, 1, _records(path, body, b"ibag", _BAG_RECORD),
-                              _records(path, body, b"igen", _GEN_RECORD), _GEN_SAMPLE)
+    phdr = _records(path, body, b"phdr", PHDR_RECORD)
+    inst = _records(path, body, b"inst", INST_RECORD)
+    shdr = _records(path, body, b"shdr", SHDR_RECORD)
+    preset_zones = _zones(phdr, 3, _records(path, body, b"pbag", BAG_RECORD),
+                          _records(path, body, b"pgen", GEN_RECORD), GEN_INSTRUMENT)
+    instrument_zones = _zones(inst, 1, _records(path, body, b"ibag", BAG_RECORD),
+                              _records(path, body, b"igen", GEN_RECORD), GEN_SAMPLE_ID)
 
     def signatures(sample: int) -> set[tuple]:
         name, start, end, loop_start, loop_end, rate, _, _, _, kind = shdr[sample]
