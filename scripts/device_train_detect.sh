@@ -6,6 +6,7 @@
 # (EVAL_MIXTURES per number of instruments). Weights, logs, curves and scores come back as
 # $OUT/detect-runs.tar.gz, cut into 15 MiB parts (detect-runs.tar.gz.part-aa, -ab, ...) when
 # larger: `cat detect-runs.tar.gz.part-* | tar -xz`.
+# A run cut off by TRAIN_SECONDS is resumed by the next call on the warm machine (same options).
 # Usage: MODELS="cnn mlp" bash scripts/device_train_detect.sh [extra `nsep train detect` options]
 #        models: cnn (default), mlp, seedcnn, resnet18, xgb (xgb needs the xgboost-cpu wheel in .whl)
 RENDER_ONLY=1 bash scripts/device_train_classify.sh
@@ -20,8 +21,9 @@ models=${MODELS:-${MODEL:-cnn}}
 n=$(wc -w <<<"$models")
 for model in $models; do
   suffix=pt; [ "$model" = xgb ] && suffix=ubj
+  again=(); [ ! -f "$work/detect-$model.last.pt" ] || again=(--resume)  # a later call on the warm machine continues
   timeout "${TRAIN_SECONDS:-520}" nsep train detect "${banks[@]}" --model "$model" --out "$work/detect-$model.$suffix" -y \
-    -j $(( 14 / n > 1 ? 14 / n : 1 )) "$@" > "$work/train-detect-$model.log" 2>&1 || echo "$model: exit status $?" &
+    -j "${JOBS:-$(( 14 / n > 1 ? 14 / n : 1 ))}" "${again[@]}" "$@" >> "$work/train-detect-$model.log" 2>&1 || echo "$model: exit status $?" &
 done
 wait
 for model in $models; do echo "== $model"; tail -n 3 "$work/train-detect-$model.log"; done

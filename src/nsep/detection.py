@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nsep import engine
-from nsep.models.base import ModelInfo, Predictor
+from nsep.models.base import Later, ModelInfo, Predictor
 from nsep.timeline import Segment, SegmentTracker, Timeline
 
 SILENT_PEAK = 1e-4  # windows quieter than this (-80 dBFS) hold nothing
@@ -107,11 +107,15 @@ def run(
             states[index] = _FileState(index, paths[index], info.labels, thresholds, min_duration)
         return states[index]
 
-    for batch in engine.batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda"):
-        if len(batch.owners):
-            waves = batch.windows.to(device, non_blocking=True).float()
-            clip, frames = predictor.predict_frames(waves)
-            silent = (waves.abs().amax(dim=-1) < SILENT_PEAK).cpu().numpy()
+    def submit(batch: engine.Batch) -> Later | None:
+        if not len(batch.owners):
+            return None
+        waves = batch.windows.to(device, non_blocking=True).float()
+        return predictor.submit(waves, frames=True).add(waves.abs().amax(dim=-1) < SILENT_PEAK)
+
+    def finish(batch: engine.Batch, later: Later | None) -> Iterator[Detection]:
+        if later is not None:
+            clip, frames, silent = later.get()
             clip[silent], frames[silent] = 0.0, 0.0
             for owner, start, c, f in zip(batch.owners.tolist(), batch.starts.tolist(), clip, frames):
                 state_of(owner).add(start / info.sample_rate, span, hop_seconds, c, f)
@@ -120,3 +124,6 @@ def run(
             del states[index]
             state.result.error = error
             yield from order.put(index, state.finish(0.0 if error else duration))
+
+    stream = engine.batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda")
+    yield from engine.lookahead(stream, submit, finish)

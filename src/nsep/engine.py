@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -19,7 +20,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from nsep import audio
 from nsep.errors import NsepError
-from nsep.models.base import Predictor
+from nsep.models.base import Later, Predictor
+
+T = TypeVar("T")
 
 BLOCK_SECONDS = 30.0  # audio decoded at a time from one file
 
@@ -204,11 +207,16 @@ def run(
     workers = auto_workers(len(paths), device) if workers is None else workers
     parts: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     order = InOrder(on_done)
-    for batch in batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda"):
-        if len(batch.owners):
-            waves = batch.windows.to(device, non_blocking=True).float()
-            probs = predictor.predict(waves)
-            rms = waves.square().mean(dim=-1).sqrt().cpu().numpy()
+
+    def submit(batch: Batch) -> Later | None:
+        if not len(batch.owners):
+            return None
+        waves = batch.windows.to(device, non_blocking=True).float()
+        return predictor.submit(waves).add(waves.square().mean(dim=-1).sqrt())
+
+    def finish(batch: Batch, later: Later | None) -> Iterator[FileResult]:
+        if later is not None:
+            probs, rms = later.get()
             cuts = np.flatnonzero(np.diff(batch.owners)) + 1
             for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(batch.owners)]):
                 owner = int(batch.owners[lo])
@@ -221,6 +229,23 @@ def run(
                 result.window_rms = np.concatenate([r for _, r, _ in pieces])
                 result.window_starts = np.concatenate([s for _, _, s in pieces]) / info.sample_rate
             yield from order.put(index, result)
+
+    stream = batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda")
+    yield from lookahead(stream, submit, finish)
+
+
+def lookahead(stream: Iterator[Batch], submit: Callable[[Batch], Later | None],
+              finish: Callable[[Batch, Later | None], Iterator[T]]) -> Iterator[T]:
+    """``finish`` each batch only after the next one is submitted, so a GPU computes one batch
+    while this process takes in the results of the one before and waits for the decoders."""
+    pending: tuple[Batch, Later | None] | None = None
+    for batch in stream:
+        submitted = (batch, submit(batch))
+        if pending is not None:
+            yield from finish(*pending)
+        pending = submitted
+    if pending is not None:
+        yield from finish(*pending)
 
 
 def combine(result: FileResult, floor_db: float = 40.0) -> np.ndarray:

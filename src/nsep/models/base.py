@@ -40,6 +40,34 @@ class ModelInfo:
         return self.clip_samples / self.sample_rate
 
 
+class Later:
+    """Arrays on their way to the host: from a GPU they are copied into pinned memory without
+    waiting, so the caller can queue the next batch before :meth:`get` waits for these."""
+
+    def __init__(self, *values: torch.Tensor | np.ndarray):
+        self.values: list[torch.Tensor | np.ndarray] = []
+        self.copied: torch.cuda.Event | None = None
+        self.add(*values)
+
+    def add(self, *values: torch.Tensor | np.ndarray) -> Later:
+        """More arrays, after those already on their way (one event, recorded last, covers all)."""
+        queued = False
+        for value in values:
+            if isinstance(value, torch.Tensor) and value.device.type == "cuda":
+                value = torch.empty(value.shape, dtype=value.dtype, pin_memory=True).copy_(value, non_blocking=True)
+                queued = True
+            self.values.append(value)
+        if queued:
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+        return self
+
+    def get(self) -> list[np.ndarray]:
+        if self.copied is not None:
+            self.copied.synchronize()
+        return [v.numpy() if isinstance(v, torch.Tensor) else v for v in self.values]
+
+
 class Predictor(ABC):
     """Waveforms ``[B, clip_samples]`` at ``info.sample_rate`` -> probabilities ``[B, labels]``."""
 
@@ -55,6 +83,10 @@ class Predictor(ABC):
         """
         clip = self.predict(waves)
         return clip, clip[:, :, None]
+
+    def submit(self, waves: torch.Tensor, frames: bool = False) -> Later:
+        """:meth:`predict` (or :meth:`predict_frames`) without waiting for a GPU; ``get()`` the arrays."""
+        return Later(*self.predict_frames(waves)) if frames else Later(self.predict(waves))
 
     @property
     def device(self) -> torch.device:
@@ -90,28 +122,33 @@ class TorchPredictor(Predictor):
     def device(self) -> torch.device:
         return self._device
 
-    def _probabilities(self, logits: torch.Tensor, dim: int) -> np.ndarray:
+    def _probabilities(self, logits: torch.Tensor, dim: int) -> torch.Tensor:
         logits = logits.float()
-        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=dim)
-        return probs.cpu().numpy()
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=dim)
 
     @torch.inference_mode()
-    def predict(self, waves: torch.Tensor) -> np.ndarray:
+    def _outputs(self, waves: torch.Tensor, frames: bool) -> list[torch.Tensor]:
+        """Probabilities on the device: ``[clip]``, or ``[clip, frames]`` (one frame for modules
+        without ``forward_frames``)."""
         waves = waves.to(self._device, non_blocking=True)
+        forward_frames = getattr(self.module, "forward_frames", None) if frames else None
         with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._device.type == "cuda"):
-            logits = self.module(waves)
-        return self._probabilities(logits, dim=-1)
+            if forward_frames is None:
+                clip = self._probabilities(self.module(waves), dim=-1)
+                return [clip, clip[:, :, None]] if frames else [clip]
+            clip, activity = forward_frames(waves)
+            return [self._probabilities(clip, dim=-1), self._probabilities(activity, dim=1)]
 
-    @torch.inference_mode()
+    def submit(self, waves: torch.Tensor, frames: bool = False) -> Later:
+        return Later(*self._outputs(waves, frames))
+
+    def predict(self, waves: torch.Tensor) -> np.ndarray:
+        return self.submit(waves).get()[0]
+
     def predict_frames(self, waves: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Frame activity from modules that have ``forward_frames``; the base class's single frame otherwise."""
-        forward_frames = getattr(self.module, "forward_frames", None)
-        if forward_frames is None:
-            return super().predict_frames(waves)
-        waves = waves.to(self._device, non_blocking=True)
-        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._device.type == "cuda"):
-            clip, frames = forward_frames(waves)
-        return self._probabilities(clip, dim=-1), self._probabilities(frames, dim=1)
+        clip, frames = self.submit(waves, frames=True).get()
+        return clip, frames
 
 
 def save_checkpoint(path: Path, module: nn.Module, info: ModelInfo) -> None:

@@ -46,7 +46,10 @@ class DemucsSeparator(Separator):
 
         self.bag = model if isinstance(model, BagOfModels) else None
         self.networks = list(self.bag.models) if self.bag is not None else [model]
-        self.weights = self.bag.weights if self.bag is not None else [[1.0] * len(model.sources)]
+        weights = self.bag.weights if self.bag is not None else [[1.0] * len(model.sources)]
+        # on the device once: a tensor made from a list during forward() would wait for the GPU
+        self.weights = [torch.tensor(w, dtype=torch.float32, device=device)[None, :, None, None] for w in weights]
+        self.norm = sum(self.weights)
         for network in self.networks:
             network.to(device).eval()
         first = self.networks[0]
@@ -62,14 +65,12 @@ class DemucsSeparator(Separator):
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
-        total, norm = 0.0, torch.zeros(len(self.sources), device=self.device)
-        for network, weights in zip(self.networks, self.weights):
+        total = 0.0
+        for network, weight in zip(self.networks, self.weights):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast and self.device.type == "cuda"):
                 out = network(batch).float()
-            w = torch.tensor(weights, device=self.device, dtype=torch.float32)
-            total = total + out * w[None, :, None, None]
-            norm += w
-        return total / norm[None, :, None, None]
+            total = total + out * weight
+        return total / self.norm
 
 
 def _torch_separator(path: Path, name: str, device: torch.device) -> TorchSeparator:

@@ -49,6 +49,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
+    mixup: float = 0.0  # Beta(a, a) mixing weight of a random partner note; 0: off
     patience: int = 8
     steps_per_epoch: int | None = None
     augment: bool = True
@@ -129,6 +130,23 @@ def evaluate(model: torch.nn.Module, notes: NoteSet, device: torch.device, batch
     return {"loss": losses.sum().item() / len(notes), "accuracy": correct.mean().item(), "per_family": per_family}
 
 
+def mix_notes(wave: torch.Tensor, target: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixup on waveforms: each item plus a random partner of the batch, both at equal loudness.
+
+    Returns the mixed batch, the partners' targets and each item's weight ``lam`` (the loss is
+    ``lam * CE(target) + (1 - lam) * CE(partner)``). ``lam`` is Beta(alpha, alpha) drawn through
+    two Gamma variates from ``gen`` so runs stay reproducible.
+    """
+    b = wave.shape[0]
+    partner = torch.randperm(b, generator=gen, device=wave.device)
+    ga, gb = (torch._standard_gamma(torch.full((b,), alpha, device=wave.device), generator=gen) for _ in range(2))
+    lam = ga / (ga + gb).clamp(min=1e-12)
+    level = wave.square().mean(-1, keepdim=True).sqrt().clamp(min=1e-6)
+    unit = wave / level
+    mixed = lam[:, None] * unit + (1 - lam[:, None]) * unit[partner]
+    return 0.9 * mixed / mixed.abs().amax(-1, keepdim=True).clamp(min=1e-6), target[partner], lam
+
+
 def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it."""
     device = distributed.setup(cfg.device)
@@ -186,8 +204,15 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             if cfg.augment:
                 wave = augment(wave, augment_cfg, SAMPLE_RATE, gen)
             target = train_notes.labels[index].to(device)
+            if cfg.mixup > 0:
+                wave, partner, lam = mix_notes(wave, target, cfg.mixup, gen)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = F.cross_entropy(model(wave).float(), target, label_smoothing=cfg.label_smoothing)
+                logits = model(wave).float()
+            if cfg.mixup > 0:
+                loss = (lam * F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="none")
+                        + (1 - lam) * F.cross_entropy(logits, partner, label_smoothing=cfg.label_smoothing, reduction="none")).mean()
+            else:
+                loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
