@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)  # nsep separate's default
+    parser.add_argument("--batch-size", type=int, default=None, help="default: nsep separate's for each model and device")
     parser.add_argument("--models", nargs="*", default=["separate-unet-bilstm"])
     parser.add_argument("--no-demucs", action="store_true")
     args = parser.parse_args()
@@ -84,6 +84,9 @@ def main() -> None:
     items = songs(args.songs, args.seconds)
     audio_seconds = args.songs * args.seconds
     rows: dict[str, dict] = {}
+
+    def batch_size(sep: separation.Separator) -> int:
+        return args.batch_size or (sep.gpu_batch_size if device.type == "cuda" else 2)
 
     def row(name: str, wall: float, peak: float, **extra) -> None:
         rows[name] = {"seconds": round(wall, 3), "x_realtime": round(audio_seconds / wall, 1),
@@ -106,21 +109,24 @@ def main() -> None:
         row("demucs apply_model (fp32, defaults)", wall, peak)
         for precision, autocast in (("fp32", False), ("bf16", True)):
             sep = separators.DemucsSeparator(network, "htdemucs-random", device, autocast=autocast)
-            settings = separation.Settings(overlap=0.25, shifts=1, batch_size=args.batch_size, seed=0)
+            batch = batch_size(sep)
+            settings = separation.Settings(overlap=0.25, shifts=1, batch_size=batch, seed=0)
             wall, peak, got = timed(lambda x: separation.separate(sep, x, settings, normalise=False), items, device, args.repeat)
             diff = max(float((a - b).abs().max()) for a, b in zip(got, expected))
-            row(f"nsep --model htdemucs ({precision}, batch {args.batch_size})", wall, peak, max_abs_diff=diff,
+            row(f"nsep --model htdemucs ({precision}, batch {batch})", wall, peak, max_abs_diff=diff,
                 speedup=round(rows["demucs apply_model (fp32, defaults)"]["seconds"] / wall, 2))
 
     for name in args.models:
         sep = separators.load(name, str(device))
 
-        def own(x: torch.Tensor, sep=sep) -> torch.Tensor:
+        batch = batch_size(sep)
+
+        def own(x: torch.Tensor, sep=sep, batch=batch) -> torch.Tensor:
             mono = audio.resample(x.to(device), RATE, sep.sample_rate)  # on the device, as a GPU pipeline would
-            return separation.separate(sep, mono, separation.Settings(batch_size=args.batch_size))
+            return separation.separate(sep, mono, separation.Settings(batch_size=batch))
 
         wall, peak, _ = timed(own, items, device, args.repeat)
-        row(f"nsep --model {name} (batch {args.batch_size})", wall, peak)
+        row(f"nsep --model {name} (batch {batch})", wall, peak)
 
     print(f"{'run':<46} {'seconds':>9} {'x real time':>12} {'peak GPU GB':>12} {'max |diff|':>11}")
     for name, r in rows.items():

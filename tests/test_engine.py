@@ -5,7 +5,7 @@ import soundfile as sf
 import torch
 
 from nsep import engine
-from nsep.models.base import ModelInfo, Predictor
+from nsep.models.base import Later, ModelInfo, Predictor
 
 
 class EnergyPredictor(Predictor):
@@ -76,3 +76,25 @@ def test_half_precision_hand_over_keeps_windows_close(tmp_path):
     assert half.windows.dtype == torch.float16 and half.windows.shape == full.windows.shape == (39, 1_000)
     assert (half.windows.float() - full.windows).abs().max() < 3e-4
     assert half.closed == full.closed == [(0, 2.5, None)]
+
+
+def test_lookahead_finishes_each_batch_after_the_next_is_submitted():
+    events = []
+
+    def submit(batch):
+        events.append(("submit", batch))
+        return batch * 10
+
+    def finish(batch, later):
+        events.append(("finish", batch))
+        yield later
+
+    assert list(engine.lookahead(iter([1, 2, 3]), submit, finish)) == [10, 20, 30]
+    assert events == [("submit", 1), ("submit", 2), ("finish", 1), ("submit", 3), ("finish", 2), ("finish", 3)]
+    assert list(engine.lookahead(iter([]), submit, finish)) == []
+
+
+def test_later_hands_back_arrays_added_after_it_was_made():
+    later = Later(torch.arange(3.0)).add(np.ones(2), torch.zeros(1, dtype=torch.bool))
+    first, second, third = later.get()
+    assert first.tolist() == [0.0, 1.0, 2.0] and second.tolist() == [1.0, 1.0] and third.tolist() == [False]

@@ -77,9 +77,11 @@ def _stereo(path: Path, seconds: float = 3.0, rate: int = 44_100) -> np.ndarray:
     return data
 
 
-def test_stems_sum_to_the_input_at_its_rate_and_channels(cli, tmp_path):
+@pytest.mark.parametrize("precision", [[], ["--fp32"]])
+def test_stems_sum_to_the_input_at_its_rate_and_channels(cli, tmp_path, precision):
     data = _stereo(tmp_path / "song.wav")
-    result = cli("-q", "separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--bits", "float", "--jsonl")
+    result = cli("-q", "separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--bits", "float", "--jsonl",
+                 *precision)
     assert result[0] == 0, result[2]
     record = json.loads(result[1])
     assert record["sample_rate"] == 44_100 and record["channels"] == 2 and record["model"] == "separate-unet-bilstm"

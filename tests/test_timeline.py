@@ -50,3 +50,33 @@ def test_segments_are_ordered_and_within_the_file():
     for family in LABELS:
         runs = [s for s in segments if s.family == family]
         assert all(x.end <= y.start for x, y in zip(runs, runs[1:]))
+
+
+def _reference_segments(cells: np.ndarray, step: float, thresholds, gap_cells: int) -> list[tuple]:
+    """Runs of active cells per label, merged over gaps of at most ``gap_cells`` quiet cells, found
+    one label and one cell at a time."""
+    out = []
+    for label, row in enumerate(cells):
+        runs: list[list[int]] = []
+        for cell in np.flatnonzero(row >= thresholds[label]):
+            if runs and cell - runs[-1][-1] <= gap_cells + 1:
+                runs[-1].append(int(cell))
+            else:
+                runs.append([int(cell)])
+        out += [(LABELS[label], run[0] * step, (run[-1] + 1) * step, float(row[run].mean())) for run in runs]
+    return sorted(out, key=lambda s: (s[1], LABELS.index(s[0])))
+
+
+def test_segments_fed_in_pieces_match_a_cell_by_cell_reference():
+    rng = np.random.default_rng(3)
+    step, thresholds = 0.05, np.array([0.6, 0.8])
+    cells = rng.random((2, 300))
+    tracker = SegmentTracker(LABELS, thresholds, step, 0.0, merge_gap=0.25)
+    first = 0
+    for size in (1, 7, 50, 2, 90, 150):  # pieces of every size, as windows release them
+        tracker.feed(first, cells[:, first : first + size])
+        first += size
+    got = [(s.family, s.start, s.end, s.confidence) for s in tracker.finish(300 * step)]
+    expected = _reference_segments(cells, step, thresholds, gap_cells=5)
+    assert [g[:3] for g in got] == [e[:3] for e in expected]
+    assert np.allclose([g[3] for g in got], [e[3] for e in expected])

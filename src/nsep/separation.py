@@ -55,6 +55,7 @@ class Separator(ABC):
     segment: float  # seconds, the model's preferred window
     normalise: bool = False  # standardise the whole input first, as demucs' command line does
     device: torch.device = torch.device("cpu")
+    gpu_batch_size: int = 16  # windows per forward pass on a GPU by default (peak memory under 8 GB)
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor: ...

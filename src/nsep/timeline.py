@@ -9,6 +9,7 @@ the file.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,6 +30,19 @@ class Segment:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
+@lru_cache(maxsize=256)
+def _resampling(offset: float, count: int, step: float, span: float, n: int) -> tuple[np.ndarray, ...]:
+    """For ``count`` cells whose first centre lies ``offset`` seconds into a window of ``n`` frames
+    over ``span`` seconds: the frames each cell interpolates between, the share of the later one, and
+    the cells' taper. Windows on a regular grid share these, so they are computed once."""
+    position = (offset + np.arange(count) * step) / span
+    at = np.interp(position, (np.arange(n) + 0.5) / n, np.arange(n, dtype=float))  # fractional frame index
+    below = np.floor(at).astype(int)
+    above, part = np.minimum(below + 1, n - 1), at - below
+    taper = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * np.sin(np.pi * np.clip(position, 0, 1)) ** 2
+    return below, above, part, taper
+
+
 class Timeline:
     """Overlap-adds window activity ``[labels, frames]`` onto cells ``step`` seconds long."""
 
@@ -45,14 +59,8 @@ class Timeline:
         if hi <= lo:
             return
         self._grow(hi)
-        centres = (np.arange(lo, hi) + 0.5) * self.step
-        position = (centres - start) / span
-        n = frames.shape[1]
-        at = np.interp(position, (np.arange(n) + 0.5) / n, np.arange(n, dtype=float))  # fractional frame index
-        below = np.floor(at).astype(int)
-        above, part = np.minimum(below + 1, n - 1), at - below
+        below, above, part, taper = _resampling(round((lo + 0.5) * self.step - start, 9), hi - lo, self.step, span, frames.shape[1])
         values = frames[:, below] * (1 - part) + frames[:, above] * part
-        taper = EDGE_WEIGHT + (1 - EDGE_WEIGHT) * np.sin(np.pi * np.clip(position, 0, 1)) ** 2
         self.total[:, lo - self.first : hi - self.first] += values * taper
         self.weight[lo - self.first : hi - self.first] += taper
 
@@ -97,25 +105,26 @@ class SegmentTracker:
             return
         active = cells >= self.thresholds[:, None]
         final = first + cells.shape[1] - 1
-        playing = np.flatnonzero(active.any(axis=1)).tolist()
-        for label in set(self.open) - set(playing):
-            if final - self.open[label][1] > self.gap_cells:
+        # every run of active cells (per label, split where a label is quiet for longer than the gap) at once
+        labels, hits = np.nonzero(active)
+        index = hits + first
+        new_run = np.ones(len(index), dtype=bool)
+        new_run[1:] = (labels[1:] != labels[:-1]) | (np.diff(index) > self.gap_cells + 1)
+        begins = np.flatnonzero(new_run)
+        ends = np.append(begins[1:], len(index)) if len(index) else begins
+        sums = np.concatenate([[0.0], np.cumsum(cells[labels, hits])])
+        runs = zip(labels[begins].tolist(), index[begins].tolist(), index[ends - 1].tolist(),
+                   (sums[ends] - sums[begins]).tolist(), (ends - begins).tolist())
+        for label, low, high, total, count in runs:
+            run = self.open.get(label)
+            if run is not None and low - run[1] > self.gap_cells + 1:
                 self._close(label)
-        for label in playing:
-            hits = np.flatnonzero(active[label])
-            index = hits + first
-            values = cells[label, hits]
-            breaks = (np.flatnonzero(np.diff(index) > self.gap_cells + 1) + 1).tolist()  # inactive for longer than the gap
-            for begin, stop in zip([0, *breaks], [*breaks, len(index)]):
-                run = self.open.get(label)
-                if run is not None and index[begin] - run[1] > self.gap_cells + 1:
-                    self._close(label)
-                    run = None
-                total, count = float(values[begin:stop].sum()), stop - begin
-                if run is None:
-                    self.open[label] = [int(index[begin]), int(index[stop - 1]), total, count]
-                else:
-                    run[1], run[2], run[3] = int(index[stop - 1]), run[2] + total, run[3] + count
+                run = None
+            if run is None:
+                self.open[label] = [low, high, total, count]
+            else:
+                run[1], run[2], run[3] = high, run[2] + total, run[3] + count
+        for label in list(self.open):
             if final - self.open[label][1] > self.gap_cells:
                 self._close(label)
 
