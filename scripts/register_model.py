@@ -41,11 +41,11 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="*", default=[], help="KEY=FILE.json")
     args = parser.parse_args()
     info = _info(args.file)
-    metrics = {"validation": info["valid"]}
+    metrics = {"validation": info["valid"]} if info["valid"] else {}
     for item in args.metrics:
         key, file = item.split("=", 1)
         data = json.loads(Path(file).read_text())
-        metrics[key] = {k: v for k, v in data.items() if k in HEADLINE}
+        metrics[key] = {k: data[k] for k in HEADLINE if k in data}  # headline numbers first (`nsep models list`)
     entry = repo.ModelEntry(name=args.name, task=info["task"], architecture=info["architecture"],
                             sample_rate=info["sample_rate"], channels=1, labels=info["labels"],
                             description=args.description, training={"data": args.training_data, "command": args.command},

@@ -107,3 +107,23 @@ def test_a_named_model_loads_through_the_manifest_and_a_tampered_file_is_refused
     path.write_bytes(bytes(data))
     with pytest.raises(NsepError, match="classify-tiny|sha256|hash"):
         registry.load("classify-tiny", "classify", "cpu")
+
+
+def test_an_ensemble_gives_the_mean_of_its_members_probabilities(tmp_path, cli):
+    paths = []
+    for seed, width in ((0, 8), (1, 12)):
+        torch.manual_seed(seed)
+        path = tmp_path / f"member{seed}.pt"
+        save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": width}), _info("cnn", {"width": width}))
+        paths.append(path)
+    out = tmp_path / "ensemble.pt"
+    code, stdout, stderr = cli("models", "combine", *map(str, paths), "-o", str(out))
+    assert code == 0 and stdout.strip() == str(out), stderr
+    wave = torch.randn(3, 64_000)
+    members = [registry.load(str(p), "classify", "cpu").predict(wave) for p in paths]
+    ensemble = registry.load(str(out), "classify", "cpu")
+    assert ensemble.info.architecture == "ensemble" and ensemble.info.labels == LABELS
+    assert np.allclose(ensemble.predict(wave), np.mean(members, axis=0), atol=1e-5)
+    assert cli("models", "combine", *map(str, paths), "-o", str(out))[0] == 1  # exists: not overwritten
+    assert cli("models", "combine", str(paths[0]), "-o", str(tmp_path / "one.pt"))[0] == 2  # one member
+    assert cli("models", "combine", str(paths[0]), str(out), "-o", str(tmp_path / "nested.pt"))[0] == 2

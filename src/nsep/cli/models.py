@@ -1,9 +1,10 @@
-"""``nsep models``: list, inspect, download, verify and locate model weights; clear the cache."""
+"""``nsep models``: list, inspect, download, verify and locate model weights; combine classifiers; clear the cache."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from nsep import repo
 from nsep.cli import common
-from nsep.errors import UsageError
+from nsep.errors import OutputExistsError, UsageError
 
 app = typer.Typer(
     help="Model weights: list, inspect, download, verify, locate; clear the download cache.",
@@ -181,6 +182,28 @@ def path(name: str = typer.Argument(..., help="Model name."), repo_location: str
         sys.stdout.write(json.dumps({"name": name, "paths": [r["path"] for r in records]}, indent=2) + "\n")
     else:
         sys.stdout.write("".join(f"{r['path']}\n" for r in records))
+
+
+@app.command("combine")
+def combine(members: list[str] = typer.Argument(..., help="Classifier names or weights files (two or more).",
+                                                show_default=False),
+            out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
+            overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),
+            json_: bool = JSON_OPTION) -> None:
+    """Combine trained classifiers into one model that averages their probabilities (an ensemble)."""
+    from nsep.models import registry
+    from nsep.models.ensemble import combine as write_ensemble
+
+    if out.exists() and not overwrite:
+        raise OutputExistsError(str(out))
+    paths = [registry.locate(member, "classify")[0] for member in members]
+    info = write_ensemble(paths, out, registry.build)
+    record = {"out": str(out), "members": [str(p) for p in paths], "labels": info.labels, "bytes": out.stat().st_size}
+    if json_:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"{out}\n")
+    common.log(f"{len(paths)} classifiers -> {out} ({_megabytes(record['bytes'])})")
 
 
 def _removed_table(records: list[dict[str, Any]]) -> Table:

@@ -16,6 +16,7 @@ from nsep.models.base import Predictor, TorchPredictor, pick_device, read_checkp
 from nsep.models.bandsplit import BandSplitSeparator
 from nsep.models.cnn import CNNClassifier
 from nsep.models.detector import CNNDetector
+from nsep.models.ensemble import Ensemble
 from nsep.models.htdemucs import HTDemucsSeparator
 from nsep.models.mlp import MLP
 from nsep.models.resnet import ResNet18Classifier
@@ -26,6 +27,13 @@ TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": CNNClassifier, "resnet18": ResNet18Classifier, "detector": CNNDetector, "mlp": MLP, "seedcnn": SeedCNN,
     "unet": UNetSeparator, "unet-bilstm": unet_bilstm, "bandsplit": BandSplitSeparator, "htdemucs": HTDemucsSeparator,
 }
+
+
+def _ensemble(n_labels: int, members: list[dict]) -> Ensemble:
+    return Ensemble([build(m["architecture"], n_labels, m["config"]) for m in members])
+
+
+TORCH_ARCHITECTURES["ensemble"] = _ensemble
 ARCHITECTURES = (*TORCH_ARCHITECTURES, "xgb")
 DEFAULT_MODELS = {"classify": "classify-cnn", "detect": "detect-cnn"}
 MULTI_LABEL_TASKS = {"detect"}

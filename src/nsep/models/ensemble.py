@@ -1,0 +1,52 @@
+"""Several trained classifiers as one model: the mean of their probabilities.
+
+Members are networks that were trained apart (other seeds, other recipes) on the same labels; their
+mistakes differ, so the mean is more accurate than each, for the cost of running them all.
+:func:`combine` writes such a model as one ordinary checkpoint (architecture ``ensemble``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nsep.errors import UsageError
+from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
+
+
+class Ensemble(nn.Module):
+    """Waveform ``[B, T]`` -> log of the members' mean probability ``[B, n_labels]`` (softmax gives the mean back)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.stack([member(wave).float().softmax(dim=-1) for member in self.members])
+        return probabilities.mean(dim=0).clamp(min=1e-12).log()
+
+
+def combine(paths: list[Path], out: Path, build) -> ModelInfo:
+    """Write one ``ensemble`` checkpoint from single-label classifier checkpoints; ``build`` makes
+    a member network from its architecture name, label count and config (the registry's)."""
+    if len(paths) < 2:
+        raise UsageError("an ensemble needs at least two members")
+    infos, states = zip(*(read_checkpoint(path) for path in paths))
+    first = infos[0]
+    for path, info in zip(paths, infos):
+        if info.task != "classify" or info.architecture == "ensemble":
+            raise UsageError(f"{path}: only single classifiers can be members (this is a {info.task} {info.architecture})")
+        if (info.labels, info.sample_rate, info.clip_samples) != (first.labels, first.sample_rate, first.clip_samples):
+            raise UsageError(f"{path}: its labels, sample rate or window differ from {paths[0]}'s")
+    members = [{"architecture": info.architecture, "config": info.config} for info in infos]
+    module = Ensemble([build(m["architecture"], len(first.labels), m["config"]) for m in members])
+    for member, state in zip(module.members, states):
+        member.load_state_dict(state)
+    info = ModelInfo(name=out.stem, architecture="ensemble", task="classify", labels=list(first.labels),
+                     sample_rate=first.sample_rate, clip_samples=first.clip_samples, config={"members": members},
+                     training={"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
+                                           for p, i in zip(paths, infos)]})
+    save_checkpoint(out, module, info)
+    return info
