@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from nsep.models.base import Later
+
 STATS_PIECE = 1 << 16  # samples per step of input_stats
 
 
@@ -264,25 +266,21 @@ def run(separator: Separator, blocks: Iterator[torch.Tensor], total: int, channe
 
 
 class _Handoff:
-    """Stems from a GPU to the host without stalling it: each piece is copied into pinned memory
-    without waiting, and handed on a round later, when the GPU is already at work on the next batch."""
+    """Stems from a GPU to the host without stalling it: each piece goes on its way at once
+    (:class:`~nsep.models.base.Later`) and is handed on a round later, when the GPU is already at
+    work on the next batch."""
 
     def __init__(self) -> None:
-        self.waiting: deque[tuple[int, torch.Tensor, torch.cuda.Event, int]] = deque()
+        self.waiting: deque[tuple[int, Later, int]] = deque()
 
     def put(self, piece: torch.Tensor, at: int, round_: int) -> None:
-        host = torch.empty(piece.shape, dtype=piece.dtype, pin_memory=True)
-        host.copy_(piece, non_blocking=True)
-        copied = torch.cuda.Event()
-        copied.record()
-        self.waiting.append((at, host, copied, round_))
+        self.waiting.append((at, Later(piece), round_))
 
     def take(self, before: int) -> Iterator[tuple[int, torch.Tensor]]:
         """The pieces put before round ``before``, in order, once their copies are done."""
-        while self.waiting and self.waiting[0][3] < before:
-            at, host, copied, _ = self.waiting.popleft()
-            copied.synchronize()
-            yield at, host
+        while self.waiting and self.waiting[0][2] < before:
+            at, later, _ = self.waiting.popleft()
+            yield at, later.wait()[0]
 
 
 class _Batches:

@@ -62,10 +62,14 @@ class Later:
             self.copied.record()
         return self
 
-    def get(self) -> list[np.ndarray]:
+    def wait(self) -> list[torch.Tensor | np.ndarray]:
+        """The values on the host, once their copies are done."""
         if self.copied is not None:
             self.copied.synchronize()
-        return [v.numpy() if isinstance(v, torch.Tensor) else v for v in self.values]
+        return self.values
+
+    def get(self) -> list[np.ndarray]:
+        return [v.numpy() if isinstance(v, torch.Tensor) else v for v in self.wait()]
 
 
 class Predictor(ABC):

@@ -101,12 +101,16 @@ class CNNClassifier(nn.Module):
         self.backbone = Backbone(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * self.backbone.out_channels, n_labels))
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
+        """The network's input ``[B, F, T]``: log-mel, standardised per clip (and masked while training)."""
         with torch.autocast(wave.device.type, enabled=False):
-            spec = self.mask(self.norm(self.frontend(wave.float())))
-        return self.backbone(spec.unsqueeze(1))
+            return self.mask(self.norm(self.frontend(wave.float())))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        frames = self.embed(wave)
+    def classify_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`spectrogram`'s output (members of an ensemble share one spectrogram)."""
+        frames = self.backbone(spec.unsqueeze(1))
         pooled = torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1)
         return self.head(pooled)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.classify_spectrogram(self.spectrogram(wave))
