@@ -34,7 +34,7 @@ def test_jsonl_objects_carry_the_documented_fields(cli, make_audio, model_file):
         assert set(row) >= {"path", "family", "confidence", "probabilities", "model", "top_k"}
         assert row["family"] in NSYNTH_FAMILIES and len(row["top_k"]) == 2
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
-        assert row["family"] == max(row["probabilities"], key=row["probabilities"].get)
+        assert row["probabilities"][row["family"]] == max(row["probabilities"].values())  # ties may round alike
     assert rows[1]["windows"] > 1  # a 9-s clip is judged in several 4-s windows
 
 

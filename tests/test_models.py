@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nsep.errors import NsepError
 from nsep.models import registry, xgb
 from nsep.models.base import ModelInfo, TorchPredictor, read_checkpoint, save_checkpoint
+from nsep.models.fusion import fold_batchnorm
+from nsep.models.groupnorm import ParallelGroupNorm, group_norm
 from nsep.taxonomy import NSYNTH_FAMILIES
 
 from model_server import model_repo  # noqa: F401 (fixture)
@@ -127,3 +130,34 @@ def test_an_ensemble_gives_the_mean_of_its_members_probabilities(tmp_path, cli):
     assert cli("models", "combine", *map(str, paths), "-o", str(out))[0] == 1  # exists: not overwritten
     assert cli("models", "combine", str(paths[0]), "-o", str(tmp_path / "one.pt"))[0] == 2  # one member
     assert cli("models", "combine", str(paths[0]), str(out), "-o", str(tmp_path / "nested.pt"))[0] == 2
+
+
+@pytest.mark.parametrize("arch", ["cnn", "detector", "unet"])
+def test_folding_batchnorm_into_convolutions_keeps_the_outputs(arch):
+    torch.manual_seed(0)
+    net = registry.build(arch, 12)
+    for module in net.modules():  # trained-looking statistics, not the identity a fresh BatchNorm is
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    wave = torch.randn(3, 16000) * 0.1
+    with torch.inference_mode():
+        before = net(wave)
+        after = fold_batchnorm(net)(wave)
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for m in net.modules())
+    assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError):
+        fold_batchnorm(registry.build(arch, 12).train())
+
+
+@pytest.mark.parametrize("shape, groups", [((3, 8, 5, 7), 1), ((2, 6, 11), 3), ((4, 12, 3, 3), 4)])
+def test_parallel_group_norm_matches_pytorchs(shape, groups):
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(shape) * 3 + 1, torch.randn(shape[1]), torch.randn(shape[1])
+    assert torch.allclose(group_norm(x, groups, weight, bias), F.group_norm(x, groups, weight, bias), atol=1e-5)
+    assert torch.allclose(group_norm(x, groups), F.group_norm(x, groups), atol=1e-5)
+    with ParallelGroupNorm():  # CPU tensors keep PyTorch's own kernel
+        assert torch.equal(F.group_norm(x, groups, weight, bias), torch.nn.functional.group_norm(x, groups, weight, bias))

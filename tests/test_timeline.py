@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nsep.timeline import Segment, SegmentTracker, Timeline
+from nsep.timeline import Segment, SegmentTracker, Timeline, one_window_segments
 
 LABELS = ["a", "b"]
 
@@ -80,3 +80,23 @@ def test_segments_fed_in_pieces_match_a_cell_by_cell_reference():
     expected = _reference_segments(cells, step, thresholds, gap_cells=5)
     assert [g[:3] for g in got] == [e[:3] for e in expected]
     assert np.allclose([g[3] for g in got], [e[3] for e in expected])
+
+
+def test_one_window_files_get_the_segments_of_the_per_file_path():
+    rng = np.random.default_rng(1)
+    labels = [f"family{i}" for i in range(12)]
+    span, frames_per_window = 4.0, 63
+    step = span / frames_per_window
+    for _ in range(60):
+        frames = rng.random((7, 12, frames_per_window))
+        frames = (frames + np.roll(frames, 1, -1) + np.roll(frames, 2, -1)) / 3  # runs of a few frames
+        durations = np.where(rng.random(7) < 0.5, span, rng.uniform(0.1, span, 7))
+        thresholds, min_duration = rng.uniform(0.3, 0.7, 12), float(rng.choice([0.0, 0.2, 0.5]))
+        together = one_window_segments(frames, durations, span, step, labels, thresholds, min_duration)
+        for file, duration in enumerate(durations):
+            timeline, tracker = Timeline(12, step), SegmentTracker(labels, thresholds, step, min_duration)
+            timeline.add(0.0, span, frames[file])
+            tracker.feed(*timeline.finish(duration))
+            alone = tracker.finish(duration)
+            assert [(s.family, s.start, s.end) for s in together[file]] == [(s.family, s.start, s.end) for s in alone]
+            assert np.allclose([s.confidence for s in together[file]], [s.confidence for s in alone], rtol=0, atol=1e-12)

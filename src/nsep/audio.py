@@ -112,13 +112,18 @@ def _undecodable(path: str, err: Exception) -> InputError:
 
 def _read(handle: sf.SoundFile, path: str, start: int, count: int) -> torch.Tensor:
     """``count`` frames from ``start`` as ``[channels, frames]``; decoder failures become InputError."""
+    pcm16 = handle.subtype == "PCM_16"
     try:
         handle.seek(start)
-        data = handle.read(count, dtype="float32", always_2d=True)
+        data = handle.read(count, dtype="int16" if pcm16 else "float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise _undecodable(path, err) from None
     if data.shape[0] == 0:
         raise InputError(path, "no audio frames" if start == 0 else f"audio ends at frame {start} of {handle.frames}")
+    if pcm16:  # libsndfile's own float scaling, done here in one pass: the read takes half the time
+        scaled = np.empty(data.shape[::-1], dtype=np.float32)
+        np.multiply(data.T, np.float32(1 / 32768), out=scaled)
+        return torch.from_numpy(scaled)
     return torch.from_numpy(np.ascontiguousarray(data.T))
 
 

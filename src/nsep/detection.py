@@ -16,7 +16,7 @@ import numpy as np
 
 from nsep import engine
 from nsep.models.base import Later, ModelInfo, Predictor
-from nsep.timeline import Segment, SegmentTracker, Timeline
+from nsep.timeline import Segment, SegmentTracker, Timeline, one_window_segments
 
 SILENT_PEAK = 1e-4  # windows quieter than this (-80 dBFS) hold nothing
 
@@ -114,12 +114,27 @@ def run(
         return predictor.submit(waves, frames=True).add(waves.abs().amax(dim=-1) < SILENT_PEAK)
 
     def finish(batch: engine.Batch, later: Later | None) -> Iterator[Detection]:
+        closed = {index: (duration, error) for index, duration, error in batch.closed}
+        done: dict[int, Detection] = {}
         if later is not None:
             clip, frames, silent = later.get()
             clip[silent], frames[silent] = 0.0, 0.0
-            for owner, start, c, f in zip(batch.owners.tolist(), batch.starts.tolist(), clip, frames):
-                state_of(owner).add(start / info.sample_rate, span, hop_seconds, c, f)
+            whole = _one_window_files(batch, closed, states)
+            for row, (owner, start) in enumerate(zip(batch.owners.tolist(), batch.starts.tolist())):
+                if owner not in whole:
+                    state_of(owner).add(start / info.sample_rate, span, hop_seconds, clip[row], frames[row])
+            if whole:
+                indices, rows = list(whole), list(whole.values())
+                durations = np.array([closed[index][0] for index in indices])
+                step = min(span / frames.shape[-1], hop_seconds)
+                found = one_window_segments(frames[rows], durations, span, step, info.labels, thresholds.frame, min_duration)
+                present = clip[rows]  # a copy: results must not hold on to the pinned batch
+                for k, (index, segments) in enumerate(zip(indices, found)):
+                    done[index] = Detection(index, paths[index], float(durations[k]), present[k], segments, 1)
         for index, duration, error in batch.closed:
+            if index in done:
+                yield from order.put(index, done.pop(index))
+                continue
             state = state_of(index)
             del states[index]
             state.result.error = error
@@ -127,3 +142,14 @@ def run(
 
     stream = engine.batches(paths, info.sample_rate, size, hop, batch_size, workers, device.type == "cuda")
     yield from engine.lookahead(stream, submit, finish)
+
+
+def _one_window_files(batch: engine.Batch, closed: dict[int, tuple[float, str | None]],
+                      states: dict[int, _FileState]) -> dict[int, int]:
+    """Files (input index -> row) whose one and only window is in this batch: their timelines are
+    made together (:func:`~nsep.timeline.one_window_segments`), not one by one."""
+    if not len(batch.owners):
+        return {}
+    index, first, count = np.unique(batch.owners, return_index=True, return_counts=True)
+    return {i: row for i, row, n in zip(index.tolist(), first.tolist(), count.tolist())
+            if n == 1 and i in closed and closed[i][1] is None and i not in states}

@@ -104,7 +104,8 @@ class WindowBatches(IterableDataset):
             yield from self._chunk(range(chunk_start, min(chunk_start + self.chunk, len(self.paths))))
 
     def _chunk(self, indices: range) -> Iterator[Batch]:
-        windows: list[torch.Tensor] = []
+        windows = self._buffer()
+        count = 0
         owners: list[int] = []
         starts: list[int] = []
         closed: list[tuple[int, float, str | None]] = []
@@ -115,22 +116,28 @@ class WindowBatches(IterableDataset):
                     if isinstance(item, float):
                         closed.append((index, item, None))
                         continue
-                    windows.append(item[1])
+                    windows[count].copy_(item[1])  # converts to the batch's dtype in the same pass
+                    count += 1
                     owners.append(index)
                     starts.append(item[0])
-                    if len(windows) >= self.batch_windows:
+                    if count == self.batch_windows:
                         yield self._pack(windows, owners, starts, closed)
-                        windows, owners, starts, closed = [], [], [], []
+                        windows, count, owners, starts, closed = self._buffer(), 0, [], [], []
             except NsepError as err:
                 closed.append((index, 0.0, str(err)))
             except Exception as err:  # a decoder crash on one file must not stop the batch
                 closed.append((index, 0.0, f"{path}: cannot decode audio ({type(err).__name__}: {err})"))
-        if windows or closed:
-            yield self._pack(windows, owners, starts, closed)
+        if count or closed:
+            yield self._pack(windows[:count], owners, starts, closed)
 
-    def _pack(self, windows: list[torch.Tensor], owners: list[int], starts: list[int], closed: list) -> Batch:
-        stacked = torch.stack(windows).to(self.dtype) if windows else torch.zeros(0, self.size, dtype=self.dtype)
-        return Batch(stacked, np.asarray(owners, dtype=np.int64), np.asarray(starts, dtype=np.int64), closed)
+    def _buffer(self) -> torch.Tensor:
+        """A fresh batch to fill (a new one each time: a yielded batch goes on to the consumer); in a
+        worker process it is made in shared memory, so handing it over copies nothing."""
+        buffer = torch.empty(self.batch_windows, self.size, dtype=self.dtype)
+        return buffer.share_memory_() if get_worker_info() is not None else buffer
+
+    def _pack(self, windows: torch.Tensor, owners: list[int], starts: list[int], closed: list) -> Batch:
+        return Batch(windows, np.asarray(owners, dtype=np.int64), np.asarray(starts, dtype=np.int64), closed)
 
 
 class InOrder:

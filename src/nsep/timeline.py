@@ -8,7 +8,7 @@ the file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -27,7 +27,8 @@ class Segment:
     confidence: float
 
     def to_dict(self) -> dict:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        return {"family": self.family, "start": round(self.start, 3), "end": round(self.end, 3),
+                "confidence": round(self.confidence, 3)}
 
 
 @lru_cache(maxsize=256)
@@ -142,3 +143,41 @@ class SegmentTracker:
             self._close(label, duration)
         order = {name: i for i, name in enumerate(self.labels)}
         return sorted(self.segments, key=lambda s: (s.start, order[s.family]))
+
+
+def one_window_segments(frames: np.ndarray, durations: np.ndarray, span: float, step: float, labels: list[str],
+                        thresholds: np.ndarray, min_duration: float, merge_gap: float = MERGE_GAP) -> list[list[Segment]]:
+    """The segments of many files that each fit in one window (starting at 0), at once.
+
+    ``frames`` ``[files, labels, F]`` and each file's duration (at most ``span``); the result is what
+    a :class:`Timeline` with cells ``step`` long and a :class:`SegmentTracker` give each file alone,
+    without their per-file cost (for folders of short clips that cost bounds the throughput).
+    """
+    count = np.ceil(np.asarray(durations) / step).astype(int)  # each file's cells
+    hi = int(np.ceil(span / step - 0.5))  # the cells the window reaches
+    below, above, part, taper = _resampling(round(0.5 * step, 9), hi, step, span, frames.shape[-1])
+    width = max(hi, int(count.max(initial=0)))
+    total, weight = np.zeros((*frames.shape[:2], width)), np.zeros(width)
+    total[..., :hi] = (frames[..., below] * (1 - part) + frames[..., above] * part) * taper
+    weight[:hi] = taper
+    cells = total / np.maximum(weight, 1e-12)
+    exists = np.arange(width)[None, None, :] < count[:, None, None]
+    file, label, cell = np.nonzero((cells >= np.asarray(thresholds)[None, :, None]) & exists)
+    gap_cells = int(round(merge_gap / step))
+    new_run = np.ones(len(cell), dtype=bool)
+    new_run[1:] = (file[1:] != file[:-1]) | (label[1:] != label[:-1]) | (np.diff(cell) > gap_cells + 1)
+    begins = np.flatnonzero(new_run)
+    ends = np.append(begins[1:], len(cell)).astype(int)
+    out: list[list[Segment]] = [[] for _ in range(frames.shape[0])]
+    if not len(begins):
+        return out
+    confidence = np.add.reduceat(cells[file, label, cell], begins) / (ends - begins)
+    owner, family = file[begins], label[begins]
+    start = cell[begins] * step
+    end = np.minimum((cell[ends - 1] + 1) * step, np.asarray(durations, dtype=float)[owner])
+    keep = np.flatnonzero(end - start >= min_duration)
+    keep = keep[np.lexsort((family[keep], start[keep], owner[keep]))]
+    for f, l, s, e, c in zip(owner[keep].tolist(), family[keep].tolist(), start[keep].tolist(), end[keep].tolist(),
+                             confidence[keep].tolist()):
+        out[f].append(Segment(labels[l], s, e, c))
+    return out

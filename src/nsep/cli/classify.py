@@ -47,6 +47,8 @@ def classify(
     """
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
+    import numpy as np
+
     from nsep import distributed, engine
     from nsep.models import registry
 
@@ -62,13 +64,14 @@ def classify(
                 reporter.fail(result.error)
                 continue
             probs = engine.combine(result)
-            order = probs.argsort()[::-1][:k]
+            order = np.argsort(-probs, kind="stable")[:k].tolist()  # ties: the first family
+            rounded = probs.astype(float).round(4).tolist()
             reporter.add({
                 "path": result.path,
                 "family": labels[order[0]],
-                "confidence": round(float(probs[order[0]]), 4),
-                "top_k": [{"family": labels[i], "probability": round(float(probs[i]), 4)} for i in order],
-                "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probs)},
+                "confidence": rounded[order[0]],
+                "top_k": [{"family": labels[i], "probability": rounded[i]} for i in order],
+                "probabilities": dict(zip(labels, rounded)),
                 "windows": len(result.probabilities),
                 "model": predictor.info.name,
             })

@@ -118,11 +118,12 @@ def detect(
             if result.error:
                 reporter.fail(result.error)
                 continue
+            present = result.present.astype(float).round(4).tolist()
             reporter.add({
                 "path": result.path,
                 "duration": round(result.duration, 3),
-                "present": {label: round(float(p), 4) for label, p in zip(labels, result.present)},
-                "labels": [label for label, p, t in zip(labels, result.present, thresholds.clip) if p >= t],
+                "present": dict(zip(labels, present)),
+                "labels": [label for label, above in zip(labels, (result.present >= thresholds.clip).tolist()) if above],
                 "segments": [s.to_dict() for s in result.segments],
                 "windows": result.windows,
                 "model": predictor.info.name,

@@ -17,6 +17,7 @@ from nsep.models.bandsplit import BandSplitSeparator
 from nsep.models.cnn import CNNClassifier
 from nsep.models.detector import CNNDetector
 from nsep.models.ensemble import Ensemble
+from nsep.models.fusion import fold_batchnorm
 from nsep.models.htdemucs import HTDemucsSeparator
 from nsep.models.mlp import MLP
 from nsep.models.resnet import ResNet18Classifier
@@ -75,6 +76,7 @@ def load(name: str | None, task: str, device: str = "auto") -> Predictor:
             module.load_state_dict(state)
         except RuntimeError as err:
             raise NsepError(f"{path}: weights do not fit architecture {info.architecture} ({err})") from None
+        module = fold_batchnorm(module.eval())
         predictor = TorchPredictor(module, info, pick_device(device), multi_label=info.task in MULTI_LABEL_TASKS)
     if predictor.info.task != task:
         raise UsageError(f"model {resolved!r} is a {predictor.info.task} model, not {task}")
