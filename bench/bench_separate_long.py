@@ -1,17 +1,22 @@
 """Benchmark ``nsep separate`` on one long file: wall time and peak memory (the streaming claim).
 
-Run: ``python bench/bench_separate_long.py [--minutes 60] [--model separate-unet-bilstm]``. Writes a
-synthetic 44.1 kHz stereo FLAC of that length (tones and noise bursts), separates it with default
-settings in a fresh process, and reports wall time, real-time factor and peak RSS. Writes JSON to
-``bench/results/separate-long-cpu.json``.
+Run: ``python bench/bench_separate_long.py [--minutes 60] [--model separate-unet-bilstm] [--device cpu]``.
+Writes a synthetic 44.1 kHz stereo FLAC of that length (tones and noise bursts), separates it with
+default settings in a fresh process, and reports wall time, real-time factor and peak RSS; on a GPU
+also the peak GPU memory in use (``nvidia-smi`` every 0.2 s, CUDA context included). ``--model
+htdemucs-random`` saves a randomly initialised full-size HTDemucs as a demucs package and uses that
+(official weights cannot be downloaded here). Writes JSON to ``bench/results/separate-long-<device>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
+import threading
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +40,75 @@ def write_long(path: Path, minutes: float) -> None:
             out.write((np.stack([tone, 0.8 * tone]) + noise).T.astype(np.float32))
 
 
+def random_htdemucs(path: Path) -> None:
+    """A full-size HTDemucs with random weights, saved as a demucs package."""
+    import torch
+    from demucs.htdemucs import HTDemucs
+
+    torch.manual_seed(0)
+    model = HTDemucs(sources=["drums", "bass", "other", "vocals"], segment=Fraction(39, 5))
+    args, kwargs = model._init_args_kwargs
+    torch.save({"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": model.state_dict()}, path)
+
+
+class GpuMemoryPeak:
+    """The most GPU memory in use (MB, from ``nvidia-smi``) while the ``with`` block runs, above what was in use before."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self.stop = interval, 0.0, threading.Event()
+
+    @staticmethod
+    def used() -> float:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, check=True).stdout
+        return float(out.split()[0])
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.peak = max(self.peak, self.used() - self.base)
+
+    def __enter__(self) -> "GpuMemoryPeak":
+        self.base = self.used()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--model", default="separate-unet-bilstm")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    gpu = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
         song = Path(tmp) / "long.flac"
         write_long(song, args.minutes)
-        run = measure(["-q", "separate", str(song), "-o", str(Path(tmp) / "stems"), "--model", args.model, "--device", "cpu"])
+        model = args.model
+        if model == "htdemucs-random":
+            model = str(Path(tmp) / "htdemucs-random.th")
+            random_htdemucs(Path(model))
+        command = ["-q", "separate", str(song), "-o", str(Path(tmp) / "stems"), "--model", model, "--device", args.device]
+        if gpu:
+            with GpuMemoryPeak() as memory:
+                run = measure(command)
+            run["peak_gpu_mb"] = round(memory.peak, 1)
+        else:
+            run = measure(command)
         stems = sorted(p.name for p in (Path(tmp) / "stems" / "long").iterdir())
     seconds = args.minutes * 60
-    report = {"minutes": args.minutes, "model": args.model, "wall_s": run["wall_s"], "x_realtime": round(seconds / run["wall_s"], 2),
-              "peak_rss_mb": run["peak_rss_mb"], "stems": stems, "machine": machine()}
+    report = {"minutes": args.minutes, "model": args.model, "device": args.device, "wall_s": run["wall_s"],
+              "x_realtime": round(seconds / run["wall_s"], 2), "peak_rss_mb": run["peak_rss_mb"],
+              "peak_gpu_mb": run.get("peak_gpu_mb"), "stems": stems, "machine": machine()}
     print(json.dumps(report, indent=2))
     print(f"{args.minutes:g} min 44.1 kHz stereo: {run['wall_s']} s ({report['x_realtime']}x real time), "
-          f"peak RSS {run['peak_rss_mb']} MB", file=sys.stderr)
+          f"peak RSS {run['peak_rss_mb']} MB" + (f", peak GPU memory {run['peak_gpu_mb']} MB" if gpu else ""), file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "separate-long-cpu.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"separate-long-{args.device.split(':')[0]}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
