@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--model", default="separate-unet-bilstm")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: nsep separate's")
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +93,9 @@ def main() -> None:
         if model == "htdemucs-random":
             model = str(Path(tmp) / "htdemucs-random.th")
             random_htdemucs(Path(model))
-        command = ["-q", "separate", str(song), "-o", str(Path(tmp) / "stems"), "--model", model, "--device", args.device]
+        command = ["-v", "separate", str(song), "-o", str(Path(tmp) / "stems"), "--model", model, "--device", args.device]
+        if args.batch_size:
+            command += ["--batch-size", str(args.batch_size)]
         if gpu:
             with GpuMemoryPeak() as memory:
                 run = measure(command)
@@ -101,7 +104,7 @@ def main() -> None:
             run = measure(command)
         stems = sorted(p.name for p in (Path(tmp) / "stems" / "long").iterdir())
     seconds = args.minutes * 60
-    report = {"minutes": args.minutes, "model": args.model, "device": args.device, "wall_s": run["wall_s"],
+    report = {"minutes": args.minutes, "model": args.model, "device": args.device, "batch_size": args.batch_size, "wall_s": run["wall_s"],
               "x_realtime": round(seconds / run["wall_s"], 2), "peak_rss_mb": run["peak_rss_mb"],
               "peak_gpu_mb": run.get("peak_gpu_mb"), "stems": stems, "machine": machine()}
     print(json.dumps(report, indent=2))

@@ -1,5 +1,7 @@
 """Batched inference over files: windows, order, failures, combination."""
 
+import os
+
 import numpy as np
 import soundfile as sf
 import torch
@@ -98,3 +100,14 @@ def test_later_hands_back_arrays_added_after_it_was_made():
     later = Later(torch.arange(3.0)).add(np.ones(2), torch.zeros(1, dtype=torch.bool))
     first, second, third = later.get()
     assert first.tolist() == [0.0, 1.0, 2.0] and second.tolist() == [1.0, 1.0] and third.tolist() == [False]
+
+
+def test_the_gpu_allocator_setting_is_a_default_the_user_can_override(monkeypatch):
+    from nsep import memory
+
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    memory.limit_gpu_fragmentation()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == memory.GPU_ALLOCATOR
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
+    memory.limit_gpu_fragmentation()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"

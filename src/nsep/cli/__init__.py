@@ -71,6 +71,7 @@ def main() -> None:
     """Entry point: turn expected errors into one line and an exit status, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
     memory.reuse_freed_memory()
+    memory.limit_gpu_fragmentation()
     try:
         app(standalone_mode=True)
     except UsageError as err:

@@ -59,8 +59,6 @@ class DemucsSeparator(Separator):
         first = self.networks[0]
         self.name, self.device, self.autocast = name, device, autocast
         self.parallel_group_norm = parallel_group_norm and device.type == "cuda"
-        # HTDemucs on an H100 (bench/): 24 windows peak at 7.5 GB in bf16; float32 needs 16 to stay under 8 GB
-        self.gpu_batch_size = 24 if autocast else 16
         self.sources = [DEMUCS_STEMS.get(s, s) for s in model.sources]
         self.sample_rate, self.channels = int(model.samplerate), int(model.audio_channels)
         self.segment = float(model.segment if self.bag is None else self.bag.segment)
