@@ -44,6 +44,17 @@ def _resampling(offset: float, count: int, step: float, span: float, n: int) -> 
     return below, above, part, taper
 
 
+def _runs(index: np.ndarray, gap_cells: int, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) positions of the runs in sorted active cells ``index``: a run breaks
+    where any of ``keys`` (label, file) changes or the cells are quiet for longer than ``gap_cells``."""
+    new_run = np.ones(len(index), dtype=bool)
+    new_run[1:] = np.diff(index) > gap_cells + 1
+    for key in keys:
+        new_run[1:] |= key[1:] != key[:-1]
+    begins = np.flatnonzero(new_run)
+    return begins, np.append(begins[1:], len(index)).astype(int) if len(index) else begins
+
+
 class Timeline:
     """Overlap-adds window activity ``[labels, frames]`` onto cells ``step`` seconds long."""
 
@@ -109,10 +120,7 @@ class SegmentTracker:
         # every run of active cells (per label, split where a label is quiet for longer than the gap) at once
         labels, hits = np.nonzero(active)
         index = hits + first
-        new_run = np.ones(len(index), dtype=bool)
-        new_run[1:] = (labels[1:] != labels[:-1]) | (np.diff(index) > self.gap_cells + 1)
-        begins = np.flatnonzero(new_run)
-        ends = np.append(begins[1:], len(index)) if len(index) else begins
+        begins, ends = _runs(index, self.gap_cells, labels)
         sums = np.concatenate([[0.0], np.cumsum(cells[labels, hits])])
         runs = zip(labels[begins].tolist(), index[begins].tolist(), index[ends - 1].tolist(),
                    (sums[ends] - sums[begins]).tolist(), (ends - begins).tolist())
@@ -163,11 +171,7 @@ def one_window_segments(frames: np.ndarray, durations: np.ndarray, span: float, 
     cells = total / np.maximum(weight, 1e-12)
     exists = np.arange(width)[None, None, :] < count[:, None, None]
     file, label, cell = np.nonzero((cells >= np.asarray(thresholds)[None, :, None]) & exists)
-    gap_cells = int(round(merge_gap / step))
-    new_run = np.ones(len(cell), dtype=bool)
-    new_run[1:] = (file[1:] != file[:-1]) | (label[1:] != label[:-1]) | (np.diff(cell) > gap_cells + 1)
-    begins = np.flatnonzero(new_run)
-    ends = np.append(begins[1:], len(cell)).astype(int)
+    begins, ends = _runs(cell, int(round(merge_gap / step)), file, label)
     out: list[list[Segment]] = [[] for _ in range(frames.shape[0])]
     if not len(begins):
         return out

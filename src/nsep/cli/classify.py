@@ -47,8 +47,6 @@ def classify(
     """
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
-    import numpy as np
-
     from nsep import distributed, engine
     from nsep.models import registry
 
@@ -64,7 +62,7 @@ def classify(
                 reporter.fail(result.error)
                 continue
             probs = engine.combine(result)
-            order = np.argsort(-probs, kind="stable")[:k].tolist()  # ties: the first family
+            order = (-probs).argsort(kind="stable")[:k].tolist()  # ties: the first family
             rounded = probs.astype(float).round(4).tolist()
             reporter.add({
                 "path": result.path,
