@@ -118,6 +118,34 @@ def gus_command(
     raise typer.Exit(reporter.finish())
 
 
+@app.command("samples")
+def samples_command(
+    instruments: list[str] = typer.Argument(..., help="PROGRAM=FOLDER pairs: a General-MIDI program (number or name, e.g. 40 or violin) and a folder of its note recordings (A4.wav, Cs4.mp3, 60.flac).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="SoundFont (.sf2) to write."),
+    name: str = typer.Option(None, "--name", help="Name stored in the SoundFont (default: OUTPUT's name)."),
+    sample_rate: int = typer.Option(22_050, "--sample-rate", "-r", help="Rate the recordings are stored at (Hz)."),
+    max_seconds: float = typer.Option(4.5, "--max-seconds", help="Longest stretch of a recording kept (seconds after its onset)."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUTPUT if it exists."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Build a SoundFont from folders of single-note recordings, so `nsep data render` can render them."""
+    from nsep.data.samples import convert, program_number
+
+    pairs = []
+    for spec in instruments:
+        program, sep, folder = spec.partition("=")
+        if not sep or not folder:
+            raise UsageError(f"instruments are PROGRAM=FOLDER, got {spec!r}")
+        pairs.append((program_number(program.strip()), Path(folder)))
+    if sample_rate < 8_000 or max_seconds <= 0:
+        raise UsageError("--sample-rate must be at least 8000 and --max-seconds above 0")
+    recordings = convert(pairs, output, name or output.stem, sample_rate, max_seconds, overwrite=overwrite)
+    reporter = common.Reporter(common.output_format(json_, False, False), _summary_table)
+    reporter.add({"output": str(output), "instruments": len(pairs), "recordings": recordings,
+                  "bytes": output.stat().st_size})
+    raise typer.Exit(reporter.finish())
+
+
 @app.command("split")
 def split_command(
     folders: list[Path] = typer.Argument(..., help="Note bank folders (examples.json + audio/), split together.", show_default=False),

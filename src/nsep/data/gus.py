@@ -18,24 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from nsep.audio import atomic_output
-from nsep.data.soundfont import (
-    BAG_RECORD, GEN_INSTRUMENT, GEN_KEY_RANGE, GEN_RECORD, GEN_SAMPLE_ID, INST_RECORD, PHDR_RECORD, SHDR_RECORD,
+from nsep.data.sfwriter import (
+    ATTACK, DECAY, DRUM_BANK, RELEASE, SUSTAIN, Zone, soundfont_bytes, timecents,
 )
 from nsep.errors import InputError, OutputExistsError
 
 _SAMPLE_HEADER = struct.Struct("<7sBIIIHIIIhB6s6s3s3sBHH36s")
 _MAGIC = (b"GF1PATCH110\0", b"GF1PATCH100\0")
 _FIRST_SAMPLE = 129 + 63 + 47  # file header, instrument header, layer header
-_DRUM_BANK = 128
-_GUARD_POINTS = 46  # zero points after each sample, as the SoundFont format asks
 _DB_PER_OFFSET = 0.375  # a GUS envelope offset step (its volume register is logarithmic)
 
 _MODE_16BIT, _MODE_UNSIGNED, _MODE_LOOP, _MODE_PINGPONG = 0x01, 0x02, 0x04, 0x08
-_MODE_REVERSE, _MODE_SUSTAIN, _MODE_ENVELOPE = 0x10, 0x20, 0x40
-
-# SoundFont generators written besides those soundfont.py reads
-_FINE_TUNE, _SAMPLE_MODES, _ROOT_KEY = 52, 54, 58
-_ATTACK, _DECAY, _SUSTAIN, _RELEASE = 34, 36, 37, 38
+_MODE_REVERSE, _MODESUSTAIN, _MODE_ENVELOPE = 0x10, 0x20, 0x40
 
 
 @dataclass
@@ -83,7 +77,7 @@ def read_patch(path: str | Path) -> list[GusSample]:
         samples.append(GusSample(
             name=name.split(b"\0")[0].decode("latin-1"), audio=audio, loop=loop, rate=rate,
             low_hz=low / 1000, high_hz=high / 1000, root_hz=max(root, 1) / 1000,
-            envelope=(rates, offsets) if modes & _MODE_ENVELOPE else None, sustain=bool(modes & _MODE_SUSTAIN)))
+            envelope=(rates, offsets) if modes & _MODE_ENVELOPE else None, sustain=bool(modes & _MODESUSTAIN)))
     return samples
 
 
@@ -114,10 +108,6 @@ def _key(hz: float) -> float:
     return 69 + 12 * math.log2(max(hz, 1e-3) / 440)
 
 
-def _timecents(seconds: float) -> int:
-    return int(np.clip(round(1200 * math.log2(max(seconds, 0.001))), -12000, 8000))
-
-
 def _ramp_seconds(rate: int, steps: float) -> float:
     """Seconds a GUS envelope stage takes to move ``steps`` offset units at ``rate``."""
     increment, scale = rate & 0x3F, rate >> 6
@@ -128,7 +118,7 @@ def _ramp_seconds(rate: int, steps: float) -> float:
 def _envelope_generators(sample: GusSample) -> list[tuple[int, int]]:
     """SoundFont volume-envelope generators approximating the sample's GUS envelope."""
     if sample.envelope is None:
-        return [(_RELEASE, _timecents(0.05))]
+        return [(RELEASE, timecents(0.05))]
     rates, offsets = sample.envelope
     attack = _ramp_seconds(rates[0], offsets[0])
     release_rate = rates[3]
@@ -137,23 +127,13 @@ def _envelope_generators(sample: GusSample) -> list[tuple[int, int]]:
     if sample.sustain and sample.loop is not None:
         level = (255 - offsets[2]) * _DB_PER_OFFSET
         decay = _ramp_seconds(rates[1], offsets[0] - offsets[1]) + _ramp_seconds(rates[2], offsets[1] - offsets[2])
-        return [(_ATTACK, _timecents(attack)), (_DECAY, _timecents(max(decay, 0.001) * 100 / max(level, 1))),
-                (_SUSTAIN, int(min(level, 100) * 10)), (_RELEASE, _timecents(full_ramp))]
-    return [(_ATTACK, _timecents(attack)), (_DECAY, _timecents(full_ramp)), (_SUSTAIN, 1000),
-            (_RELEASE, _timecents(full_ramp))]
+        return [(ATTACK, timecents(attack)), (DECAY, timecents(max(decay, 0.001) * 100 / max(level, 1))),
+                (SUSTAIN, int(min(level, 100) * 10)), (RELEASE, timecents(full_ramp))]
+    return [(ATTACK, timecents(attack)), (DECAY, timecents(full_ramp)), (SUSTAIN, 1000),
+            (RELEASE, timecents(full_ramp))]
 
 
-@dataclass
-class _Zone:
-    keys: tuple[int, int]
-    sample: int
-    root_key: int
-    fine_tune: int
-    looped: bool
-    envelope: list[tuple[int, int]]
-
-
-def _melodic_zones(samples: list[GusSample], first_sample: int) -> list[_Zone]:
+def _melodic_zones(samples: list[GusSample], first_sample: int) -> list[Zone]:
     """Zones of a melodic patch: each key goes to the sample whose range holds it (else the nearest)."""
     owners = []
     for key in range(128):
@@ -169,9 +149,9 @@ def _melodic_zones(samples: list[GusSample], first_sample: int) -> list[_Zone]:
     return zones
 
 
-def _zone(sample: GusSample, index: int, keys: tuple[int, int], root: float | None = None) -> _Zone:
+def _zone(sample: GusSample, index: int, keys: tuple[int, int], root: float | None = None) -> Zone:
     root = _key(sample.root_hz) if root is None else root
-    return _Zone(keys, index, int(round(root)), int(round((round(root) - root) * 100)), sample.loop is not None,
+    return Zone(keys, index, int(round(root)), int(round((round(root) - root) * 100)), sample.loop is not None,
                  _envelope_generators(sample))
 
 
@@ -195,7 +175,7 @@ def read_config(path: str | Path) -> dict[tuple[int, int], Path]:
         entry = re.match(r"(\d+)\s+(\S+)", line)
         if entry and section is not None:
             name = entry.group(2) if entry.group(2).endswith(".pat") else entry.group(2) + ".pat"
-            bank = section[1] if section[0] == "bank" else _DRUM_BANK + section[1]
+            bank = section[1] if section[0] == "bank" else DRUM_BANK + section[1]
             entries[(bank, int(entry.group(1)))] = path.parent / name
     if not entries:
         raise InputError(str(path), "no patches listed (expected 'bank N' / 'drumset N' sections)")
@@ -208,7 +188,7 @@ def convert(config: str | Path, out: str | Path, name: str = "GUS patches", over
         raise OutputExistsError(str(out))
     entries = read_config(config)
     samples: list[GusSample] = []
-    instruments: list[tuple[str, list[_Zone]]] = []
+    instruments: list[tuple[str, list[Zone]]] = []
     presets: dict[tuple[int, int], list[int]] = {}  # (bank, program) -> instruments
     for (bank, program), patch in sorted(entries.items()):
         found = read_patch(patch)
@@ -216,67 +196,14 @@ def convert(config: str | Path, out: str | Path, name: str = "GUS patches", over
             continue
         first = len(samples)
         samples.extend(found)
-        if bank >= _DRUM_BANK:  # a kit piece: the patch sounds at its own pitch on its key only
+        if bank >= DRUM_BANK:  # a kit piece: the patch sounds at its own pitch on its key only
             zones = [_zone(found[0], first, (program, program), root=program)]
-            preset = (_DRUM_BANK, bank - _DRUM_BANK)
+            preset = (DRUM_BANK, bank - DRUM_BANK)
         else:
             zones = _melodic_zones(found, first)
             preset = (bank, program)
         presets.setdefault(preset, []).append(len(instruments))
         instruments.append((patch.stem[:20], zones))
     with atomic_output(Path(out), overwrite=overwrite) as tmp:
-        tmp.write_bytes(_soundfont(name, samples, instruments, presets))
+        tmp.write_bytes(soundfont_bytes(name, samples, instruments, presets))
     return len(presets)
-
-
-def _soundfont(name: str, samples: list[GusSample], instruments: list[tuple[str, list[_Zone]]],
-               presets: dict[tuple[int, int], list[int]]) -> bytes:
-    smpl, shdr, position = [], [], 0
-    for sample in samples:
-        smpl.append(sample.audio.astype("<i2").tobytes() + bytes(2 * _GUARD_POINTS))
-        start, end = position, position + len(sample.audio)
-        loop = sample.loop or (0, min(len(sample.audio), 8))
-        shdr.append(SHDR_RECORD.pack(sample.name.encode("latin-1")[:20], start, end, start + loop[0],
-                                     start + loop[1], sample.rate, 60, 0, 0, 1))
-        position = end + _GUARD_POINTS
-    shdr.append(SHDR_RECORD.pack(b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0))
-
-    inst, ibag, igen = [], [], []
-    for inst_name, zones in instruments:
-        inst.append(INST_RECORD.pack(inst_name.encode("latin-1"), len(ibag)))
-        for zone in zones:
-            ibag.append(BAG_RECORD.pack(len(igen), 0))
-            gens = [(GEN_KEY_RANGE, zone.keys[0] | zone.keys[1] << 8), *zone.envelope, (_ROOT_KEY, zone.root_key),
-                    (_FINE_TUNE, zone.fine_tune), (_SAMPLE_MODES, 1 if zone.looped else 0), (GEN_SAMPLE_ID, zone.sample)]
-            igen.extend(GEN_RECORD.pack(op, amount & 0xFFFF) for op, amount in gens)  # signed amounts as 16 bits
-    inst.append(INST_RECORD.pack(b"EOI", len(ibag)))
-    ibag.append(BAG_RECORD.pack(len(igen), 0))
-    igen.append(GEN_RECORD.pack(0, 0))
-
-    phdr, pbag, pgen = [], [], []
-    for (bank, program), members in sorted(presets.items()):
-        label = f"{'kit' if bank == _DRUM_BANK else 'program'} {program}"
-        phdr.append(PHDR_RECORD.pack(label.encode(), program, bank, len(pbag), 0, 0, 0))
-        for member in members:
-            pbag.append(BAG_RECORD.pack(len(pgen), 0))
-            pgen.append(GEN_RECORD.pack(GEN_INSTRUMENT, member))
-    phdr.append(PHDR_RECORD.pack(b"EOP", 0, 0, len(pbag), 0, 0, 0))
-    pbag.append(BAG_RECORD.pack(len(pgen), 0))
-    pgen.append(GEN_RECORD.pack(0, 0))
-    terminal_mod = bytes(10)
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        body += b"\0" * (len(body) % 2)  # sub-chunks have even sizes (FluidSynth refuses odd INFO strings)
-        return tag + struct.pack("<I", len(body)) + body
-
-    def listed(tag: bytes, *chunks: bytes) -> bytes:
-        return chunk(b"LIST", tag + b"".join(chunks))
-
-    info = listed(b"INFO", chunk(b"ifil", struct.pack("<HH", 2, 1)), chunk(b"isng", b"EMU8000\0"),
-                  chunk(b"INAM", name.encode("latin-1") + b"\0"))
-    sdta = listed(b"sdta", chunk(b"smpl", b"".join(smpl)))
-    pdta = listed(b"pdta", chunk(b"phdr", b"".join(phdr)), chunk(b"pbag", b"".join(pbag)),
-                  chunk(b"pmod", terminal_mod), chunk(b"pgen", b"".join(pgen)), chunk(b"inst", b"".join(inst)),
-                  chunk(b"ibag", b"".join(ibag)), chunk(b"imod", terminal_mod), chunk(b"igen", b"".join(igen)),
-                  chunk(b"shdr", b"".join(shdr)))
-    return chunk(b"RIFF", b"sfbk" + info + sdta + pdta)
