@@ -23,6 +23,8 @@ class AugmentConfig:
     reverb_wet: tuple[float, float] = (0.1, 0.7)
     noise_p: float = 0.3
     noise_snr_db: tuple[float, float] = (15.0, 50.0)
+    lowpass_p: float = 0.0  # share of items band-limited, as low-rate samples and lo-fi recordings are
+    lowpass_hz: tuple[float, float] = (2_500.0, 7_000.0)  # cutoff range (log-uniform)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -90,6 +92,17 @@ def noise(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Te
     return x + sigma[:, None] * torch.randn(x.shape, generator=gen, device=x.device)
 
 
+def lowpass(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, gen: torch.Generator) -> torch.Tensor:
+    """Band-limit a random share of items at a random cutoff, with a roll-off 5 % of the cutoff wide."""
+    b, t = x.shape
+    low, high = (math.log(hz) for hz in cfg.lowpass_hz)
+    cutoff = torch.exp(_uniform(b, low, high, gen, x.device))[:, None]
+    chosen = (torch.rand(b, generator=gen, device=x.device) < cfg.lowpass_p)[:, None]
+    freqs = torch.fft.rfftfreq(t, 1 / sample_rate, device=x.device)[None]
+    gain = torch.where(chosen, torch.sigmoid((cutoff - freqs) / (0.05 * cutoff)), torch.ones((), device=x.device))
+    return torch.fft.irfft(torch.fft.rfft(x, dim=-1) * gain, n=t, dim=-1)
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, gen: torch.Generator) -> torch.Tensor:
     """All transforms in a fixed order; peaks renormalised to 0.9."""
     x = shift(x, int(cfg.shift_seconds * sample_rate), gen)
@@ -97,6 +110,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, gen: torch.Ge
     x = equalise(x, cfg.eq_db, gen)
     if cfg.reverb_p > 0:
         x = reverb(x, cfg, sample_rate, gen)
+    if cfg.lowpass_p > 0:
+        x = lowpass(x, cfg, sample_rate, gen)
     if cfg.noise_p > 0:
         x = noise(x, cfg, gen)
     return 0.9 * x / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-6)

@@ -50,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
     mixup: float = 0.0  # Beta(a, a) mixing weight of a random partner note; 0: off
+    lowpass: float = 0.0  # share of notes band-limited at a random cutoff (augmentation)
     patience: int = 8
     steps_per_epoch: int | None = None
     augment: bool = True
@@ -192,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
         sample_rate=SAMPLE_RATE, clip_samples=CLIP_SAMPLES, config=cfg.model_config,
         training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes)},
     )
-    augment_cfg = AugmentConfig()
+    augment_cfg = AugmentConfig(lowpass_p=cfg.lowpass)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         gen.manual_seed(run_seed(cfg.seed, "augment", epoch, rank))
