@@ -1,27 +1,41 @@
-"""A tiny training run on real rendered notes learns to tell families apart on unseen instruments; mixup."""
+"""A tiny training run on real rendered notes learns to tell families apart on unseen instruments; mixup;
+distillation from a trained teacher."""
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from nsep.data.plan import RenderConfig
 from nsep.data.render import render
 from nsep.models import registry
-from nsep.train.classify import TrainConfig, mix_notes, train
+from nsep.errors import UsageError
+from nsep.train.classify import TrainConfig, distillation_loss, mix_notes, train
 
 FONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
 
-def test_tiny_run_beats_chance_on_unseen_instruments(tmp_path):
-    bank = tmp_path / "bank"
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("notes") / "bank"
     config = RenderConfig(velocities=(100,), programs=(32, 33, 34, 35, 36, 72, 73, 74, 75, 79), families=("bass", "flute"),
                           oversample=1)
-    render([FONT], bank, config, workers=2, valid_fraction=0.4)
-    out = tmp_path / "tiny.pt"
+    render([FONT], folder, config, workers=2, valid_fraction=0.4)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_run(bank: Path, tmp_path_factory) -> tuple[Path, dict, list[dict]]:
+    out = tmp_path_factory.mktemp("run") / "tiny.pt"
     cfg = TrainConfig(data=[str(bank)], out=str(out), families=["bass", "flute"], epochs=5, batch_size=32, lr=3e-3,
                       augment=False, device="cpu", model_config={"width": 8}, steps_per_epoch=12)
-    events = []
+    events: list[dict] = []
     metrics = train(cfg, report=events.append)
+    return out, metrics, events
+
+
+def test_tiny_run_beats_chance_on_unseen_instruments(tiny_run):
+    out, metrics, events = tiny_run
     data = next(e for e in events if e["event"] == "data")
     assert data["valid_instruments"] >= 2 and data["train_instruments"] >= 4
     assert metrics["valid_accuracy"] >= 0.9  # chance is 0.5; valid instruments were never trained on
@@ -42,3 +56,22 @@ def test_mixup_pairs_each_note_with_a_partner_reproducibly():
     unit = wave / wave.square().mean(-1, keepdim=True).sqrt()
     expected = lam[:, None] * unit + (1 - lam[:, None]) * unit[partner]
     assert torch.allclose(mixed, 0.9 * expected / expected.abs().amax(-1, keepdim=True), atol=1e-6)
+
+
+def test_distillation_loss_is_zero_only_when_student_matches_teacher():
+    teacher = torch.randn(8, 5)
+    assert float(distillation_loss(teacher.clone(), teacher)) == pytest.approx(0, abs=1e-6)
+    assert float(distillation_loss(torch.zeros(8, 5), teacher)) > 0.01
+
+
+def test_a_student_learns_from_the_teacher_alone(bank: Path, tiny_run, tmp_path):
+    teacher, _, _ = tiny_run
+    cfg = TrainConfig(data=[str(bank)], out=str(tmp_path / "student.pt"), families=["bass", "flute"], epochs=5,
+                      batch_size=32, lr=3e-3, augment=False, device="cpu", model_config={"width": 8},
+                      steps_per_epoch=12, teacher=str(teacher), distill=1.0, seed=1)
+    metrics = train(cfg, report=lambda event: None)  # distill 1.0: the labels play no part in the loss
+    assert metrics["valid_accuracy"] >= 0.85
+    wrong = TrainConfig(data=[str(bank)], out=str(tmp_path / "x.pt"), families=["flute", "bass"], epochs=1,
+                        device="cpu", model_config={"width": 8}, teacher=str(teacher))
+    with pytest.raises(UsageError, match="labels"):
+        train(wrong, report=lambda event: None)

@@ -31,11 +31,12 @@ from nsep.data.nsynth import load_bank
 from nsep.errors import UsageError
 from nsep.evaluate_detect import run_seed
 from nsep.models import registry
-from nsep.models.base import ModelInfo, save_checkpoint
+from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
 from nsep.taxonomy import NSYNTH_FAMILIES
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = 64_000
+DISTILL_TEMPERATURE = 2.0
 
 
 @dataclass
@@ -51,6 +52,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup: float = 0.0  # Beta(a, a) mixing weight of a random partner note; 0: off
     lowpass: float = 0.0  # share of notes band-limited at a random cutoff (augmentation)
+    teacher: str | None = None  # a classifier (name or file) whose softened outputs the model also learns
+    distill: float = 0.5  # weight of the teacher's term in the loss
     patience: int = 8
     steps_per_epoch: int | None = None
     augment: bool = True
@@ -148,6 +151,25 @@ def mix_notes(wave: torch.Tensor, target: torch.Tensor, alpha: float, gen: torch
     return 0.9 * mixed / mixed.abs().amax(-1, keepdim=True).clamp(min=1e-6), target[partner], lam
 
 
+def load_teacher(name: str, families: list[str], device: torch.device) -> torch.nn.Module:
+    """A trained classifier (any torch architecture, an ensemble too) on the same labels, frozen."""
+    path, _ = registry.locate(name, "classify")
+    if path.suffix != ".pt":
+        raise UsageError(f"{name}: a teacher must be a torch classifier, not {path.suffix}")
+    info, state = read_checkpoint(path)
+    if info.labels != list(families) or info.sample_rate != SAMPLE_RATE:
+        raise UsageError(f"{name}: the teacher's labels or sample rate differ from this run's")
+    teacher = registry.build(info.architecture, len(info.labels), info.config)
+    teacher.load_state_dict(state)
+    return teacher.eval().requires_grad_(False).to(device)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = DISTILL_TEMPERATURE) -> torch.Tensor:
+    """KL divergence from the teacher's softened distribution to the student's, scaled by T^2 (Hinton et al.)."""
+    soft = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    return F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft, reduction="batchmean") * temperature**2
+
+
 def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
     """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it."""
     device = distributed.setup(cfg.device)
@@ -163,6 +185,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
     if device.type == "cuda":
         train_notes.audio = train_notes.audio.to(device)
     net = registry.build(cfg.architecture, len(cfg.families), cfg.model_config).to(device)
+    teacher = load_teacher(cfg.teacher, cfg.families, device) if cfg.teacher else None
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     steps = cfg.steps_per_epoch or max(1, len(train_notes) // cfg.batch_size)
@@ -214,6 +237,10 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
                         + (1 - lam) * F.cross_entropy(logits, partner, label_smoothing=cfg.label_smoothing, reduction="none")).mean()
             else:
                 loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
+            if teacher is not None:
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    teacher_logits = teacher(wave)
+                loss = (1 - cfg.distill) * loss + cfg.distill * distillation_loss(logits, teacher_logits)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
