@@ -106,5 +106,7 @@ def test_collate_and_bad_config(notes):
         mixtures.dataset(notes, k=(0, 2))
     with pytest.raises(ValueError, match="no notes"):
         mixtures.dataset(notes, families=("flute",))
+    with pytest.raises(ValueError, match="cover only 5"):  # a k no mixture of these notes can reach
+        mixtures.dataset(notes, k=(6, 6))
     with pytest.raises(IndexError):
         data[3]

@@ -129,8 +129,11 @@ def detect(
     total = mixtures * (ks[1] - ks[0] + 1)
     with common.progress(total, "eval") as bar:
         task = bar.add_task("eval", total=total)
-        scores = mixture_scores(predictor, examples, mode, ks, mixtures, seed, Thresholds.of(predictor.info, threshold),
-                                batch_size, workers, on_batch=lambda n: bar.advance(task, n))
+        try:
+            scores = mixture_scores(predictor, examples, mode, ks, mixtures, seed, Thresholds.of(predictor.info, threshold),
+                                    batch_size, workers, on_batch=lambda n: bar.advance(task, n))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     scores["data"] = [str(d) for d in data]
     if json_:
         sys.stdout.write(json.dumps(scores, indent=2) + "\n")

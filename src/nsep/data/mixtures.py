@@ -129,6 +129,9 @@ class MixtureDataset(Dataset):
         self.available = [f for f in self.families if f in index]
         if not self.available:
             raise ValueError(f"no notes of the families {self.families}")
+        if config.k[0] > len(self.available):
+            raise ValueError(f"mixtures of at least {config.k[0]} families asked for, but the notes cover only "
+                             f"{len(self.available)} ({', '.join(self.available)})")
         self.instruments = {f: [_by_pitch(index[f][key]) for key in sorted(index[f])] for f in self.available}
         self.notes = {f: [e for key in sorted(index[f]) for e in index[f][key]] for f in self.available}
         self._cache: dict[str, np.ndarray] = {}
