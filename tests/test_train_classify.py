@@ -75,3 +75,16 @@ def test_a_student_learns_from_the_teacher_alone(bank: Path, tiny_run, tmp_path)
                         device="cpu", model_config={"width": 8}, teacher=str(teacher))
     with pytest.raises(UsageError, match="labels"):
         train(wrong, report=lambda event: None)
+
+
+def test_fine_tuning_starts_from_the_given_weights(bank: Path, tiny_run, tmp_path):
+    start, metrics, _ = tiny_run
+    cfg = TrainConfig(data=[str(bank)], out=str(tmp_path / "tuned.pt"), families=["bass", "flute"], epochs=1,
+                      batch_size=32, lr=1e-5, augment=False, device="cpu", steps_per_epoch=1, init=str(start))
+    tuned = train(cfg, report=lambda event: None)
+    assert cfg.model_config == {"width": 8}  # taken from the starting model
+    assert tuned["valid_accuracy"] >= metrics["valid_accuracy"] - 0.05  # one tiny step keeps what it knew
+    other = TrainConfig(data=[str(bank)], out=str(tmp_path / "r.pt"), families=["bass", "flute"], epochs=1,
+                        architecture="resnet18", device="cpu", init=str(start))
+    with pytest.raises(UsageError, match="not a resnet18"):
+        train(other, report=lambda event: None)

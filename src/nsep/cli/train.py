@@ -90,6 +90,7 @@ def classify(
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean notes only."),
     mixup: float = typer.Option(0.0, "--mixup", min=0.0, help="Mix each note with another at a Beta(A, A) weight, targets mixed alike (0: off)."),
     lowpass: float = typer.Option(0.0, "--lowpass", min=0.0, max=1.0, help="Share of notes band-limited at a random 2.5-7 kHz cutoff, as low-rate samples and lo-fi recordings are (0: off)."),
+    init: str = typer.Option(None, "--init", help="Start from a trained classifier's weights (name or file, same architecture): fine-tuning."),
     teacher: str = typer.Option(None, "--teacher", help="Also learn a trained classifier's softened outputs (name or file, e.g. classify-ensemble): knowledge distillation."),
     distill: float = typer.Option(0.5, "--distill", min=0.0, max=1.0, help="Weight of the teacher's term in the loss (with --teacher)."),
     seed: int = typer.Option(0),
@@ -115,7 +116,7 @@ def classify(
         config = {"width": width} if width and model == "cnn" else {}
         cfg = TrainConfig(data=[str(d) for d in data], out=str(out), architecture=model, families=chosen, epochs=epochs,
                           batch_size=batch_size, lr=lr, patience=patience, steps_per_epoch=steps_per_epoch,
-                          augment=not no_augment, mixup=mixup, lowpass=lowpass, teacher=teacher, distill=distill, seed=seed, device=device, model_config=config,
+                          augment=not no_augment, mixup=mixup, lowpass=lowpass, teacher=teacher, distill=distill, init=init, seed=seed, device=device, model_config=config,
                           max_notes=max_notes)
         with common.progress(None, "train") as bar:
             metrics = train(cfg, resume=resume, report=_Reporter(bar))

@@ -53,6 +53,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(a, a) mixing weight of a random partner note; 0: off
     lowpass: float = 0.0  # share of notes band-limited at a random cutoff (augmentation)
     teacher: str | None = None  # a classifier (name or file) whose softened outputs the model also learns
+    init: str | None = None  # start from this classifier's weights (same architecture): fine-tuning
     distill: float = 0.5  # weight of the teacher's term in the loss
     patience: int = 8
     steps_per_epoch: int | None = None
@@ -151,14 +152,20 @@ def mix_notes(wave: torch.Tensor, target: torch.Tensor, alpha: float, gen: torch
     return 0.9 * mixed / mixed.abs().amax(-1, keepdim=True).clamp(min=1e-6), target[partner], lam
 
 
-def load_teacher(name: str, families: list[str], device: torch.device) -> torch.nn.Module:
-    """A trained classifier (any torch architecture, an ensemble too) on the same labels, frozen."""
+def trained_classifier(name: str, families: list[str], role: str) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """A trained torch classifier's checkpoint (name or file), checked to fit this run's labels."""
     path, _ = registry.locate(name, "classify")
     if path.suffix != ".pt":
-        raise UsageError(f"{name}: a teacher must be a torch classifier, not {path.suffix}")
+        raise UsageError(f"{name}: {role} must be a torch classifier, not {path.suffix}")
     info, state = read_checkpoint(path)
     if info.labels != list(families) or info.sample_rate != SAMPLE_RATE:
-        raise UsageError(f"{name}: the teacher's labels or sample rate differ from this run's")
+        raise UsageError(f"{name}: the {role}'s labels or sample rate differ from this run's")
+    return info, state
+
+
+def load_teacher(name: str, families: list[str], device: torch.device) -> torch.nn.Module:
+    """A trained classifier (any torch architecture, an ensemble too) on the same labels, frozen."""
+    info, state = trained_classifier(name, families, "teacher")
     teacher = registry.build(info.architecture, len(info.labels), info.config)
     teacher.load_state_dict(state)
     return teacher.eval().requires_grad_(False).to(device)
@@ -184,7 +191,18 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             "train_instruments": len(set(train_notes.instruments)), "valid_instruments": len(set(valid_notes.instruments))})
     if device.type == "cuda":
         train_notes.audio = train_notes.audio.to(device)
-    net = registry.build(cfg.architecture, len(cfg.families), cfg.model_config).to(device)
+    initial = trained_classifier(cfg.init, cfg.families, "starting model") if cfg.init else None
+    if initial is not None:
+        if initial[0].architecture != cfg.architecture:
+            raise UsageError(f"{cfg.init}: a {initial[0].architecture}, not a {cfg.architecture}")
+        cfg.model_config = {**initial[0].config, **cfg.model_config}
+    net = registry.build(cfg.architecture, len(cfg.families), cfg.model_config)
+    if initial is not None:
+        try:
+            net.load_state_dict(initial[1])
+        except RuntimeError:
+            raise UsageError(f"{cfg.init}: its weights do not fit {cfg.model_config}") from None
+    net = net.to(device)
     teacher = load_teacher(cfg.teacher, cfg.families, device) if cfg.teacher else None
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
