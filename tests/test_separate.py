@@ -178,3 +178,54 @@ def test_train_demucs_architecture_then_separate_with_it(bank, cli, tmp_path):  
     assert code == 0, err
     total = sum(sf.read(p)[0] for p in (tmp_path / "stems" / "a").iterdir())
     assert np.abs(total - data).max() < 1e-5  # its stems need not sum to the mix: `other` takes the rest
+
+
+def test_gating_closes_absent_families_and_keeps_the_sum():
+    from nsep.models.unet import UNetSeparator
+
+    torch.manual_seed(0)
+    net = UNetSeparator(4, width=4, depth=2).eval()
+    wave = torch.randn(2, 8_000) * 0.1
+    with torch.no_grad():
+        open_ = net(wave)
+        gated = net(wave, torch.tensor([True, False, True, False]))
+        per_item = net(wave, torch.tensor([[False, True, False, False], [True, True, True, True]]))
+        nothing = net(wave, torch.zeros(4, dtype=torch.bool))
+    assert gated[:, [1, 3]].abs().max() == 0 and gated[:, [0, 2]].abs().max() > 0
+    assert torch.allclose(gated.sum(1), wave, atol=1e-5) and torch.allclose(open_.sum(1), wave, atol=1e-5)
+    assert torch.allclose(per_item[0, 1], wave[0], atol=1e-5)  # one family allowed: it takes the whole mix
+    assert torch.allclose(per_item[1], open_[1], atol=1e-6)  # all allowed: as ungated
+    assert torch.allclose(nothing, open_, atol=1e-6)  # none allowed: every mask stays open
+
+
+def test_separate_with_gate_writes_only_detected_families(cli, tmp_path, demucs_package):
+    from nsep import detection
+    from nsep.models import registry
+
+    song = tmp_path / "a.wav"
+    data = _stereo(song, 2.0, 16_000)
+    detector = registry.load("detect-cnn", "detect", "cpu")
+    thresholds = detection.Thresholds.of(detector.info)
+    result, = detection.run(detector, [str(song)], thresholds)
+    found = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
+    code, out, err = cli("-q", "separate", str(song), "-o", str(tmp_path / "out"), "--gate", "--bits", "float", "--jsonl")
+    assert code == 0, err
+    stems = set(json.loads(out)["stems"])
+    assert stems - {"other"} <= found  # silent stems are not written; absent families get nothing
+    total = sum(sf.read(p)[0] for p in (tmp_path / "out" / "a").iterdir())
+    assert np.abs(total - data).max() < 1e-5
+    code, _, err = cli("separate", str(song), "-o", str(tmp_path / "d"), "--gate", "--model", str(demucs_package))
+    assert code == 2 and "gating" in err
+
+
+def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
+    args = ("-q", "eval", "separate", "--data", str(bank), "--k", "2", "--mixtures", "3", "--device", "cpu", "--json")
+    code, out, err = cli(*args, "--gate", "oracle")
+    assert code == 0, err
+    gated = json.loads(out)
+    assert gated["gate"] == "oracle" and gated["overall"]["stems"] == 6
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert json.loads(out)["gate"] is None
+    code, _, err = cli(*args, "--gate", "psychic")
+    assert code == 2 and "--gate" in err

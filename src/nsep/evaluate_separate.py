@@ -42,6 +42,25 @@ def estimate(separator: separation.Separator, mix: torch.Tensor, settings: separ
     return audio.resample(stems, separator.sample_rate, SAMPLE_RATE)[..., : mix.shape[-1]]
 
 
+Gate = Callable[[torch.Tensor, mixtures.Mixture], "set[str]"]
+
+
+def oracle_gate(mix: torch.Tensor, item: mixtures.Mixture) -> set[str]:
+    """The families that really play in the mixture (an upper bound for presence gating)."""
+    return {FAMILIES[i] for i in np.flatnonzero(item.presence.numpy() > 0)}
+
+
+def detector_gate(predictor, thresholds: np.ndarray) -> Gate:
+    """The families a detector finds in the mixture (its clip-level presence above its thresholds)."""
+    labels = predictor.info.labels
+
+    def gate(mix: torch.Tensor, item: mixtures.Mixture) -> set[str]:
+        probabilities = predictor.predict(mix[None])[0]
+        return {label for label, p, t in zip(labels, probabilities, thresholds) if p >= t}
+
+    return gate
+
+
 def _summary(rows: list[dict]) -> dict:
     if not rows:
         return {"stems": 0}
@@ -56,8 +75,10 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def scores(separator: separation.Separator, examples: list[Example], mode: str, ks: list[int], count: int, seed: int,
-           settings: separation.Settings = separation.Settings(), on_item: Callable[[], None] | None = None) -> dict:
-    """Scores by number of families, by family and over all, on ``count`` mixtures per k."""
+           settings: separation.Settings = separation.Settings(), on_item: Callable[[], None] | None = None,
+           gate: Gate | None = None) -> dict:
+    """Scores by number of families, by family and over all, on ``count`` mixtures per k; with ``gate``,
+    each mixture is shared out among the families the gate names only."""
     by_k: dict[int, list[dict]] = {}
     by_family: dict[str, list[dict]] = defaultdict(list)
     for k in ks:
@@ -66,6 +87,8 @@ def scores(separator: separation.Separator, examples: list[Example], mode: str, 
         for item in data:
             mix = item.mix[0]
             truth = references(item.stems, separator.sources)
+            if gate is not None:
+                separator.gate(gate(mix, item))
             guess = estimate(separator, mix, settings)
             playing = truth.square().sum(-1) > 1e-8 * mix.square().sum()
             si = metrics.si_sdr(guess.numpy(), truth.numpy())
@@ -79,6 +102,7 @@ def scores(separator: separation.Separator, examples: list[Example], mode: str, 
             if on_item:
                 on_item()
         by_k[k] = rows
+    separator.gate(None)
     every = [r for rows in by_k.values() for r in rows]
     return {
         "model": separator.name, "mode": mode, "mixtures_per_k": count, "seed": seed,

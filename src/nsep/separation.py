@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nsep.errors import UsageError
 from nsep.models.base import Later
 
 STATS_PIECE = 1 << 16  # samples per step of input_stats
@@ -63,6 +64,11 @@ class Separator(ABC):
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+    def gate(self, families: set[str] | None) -> None:
+        """Share the mixture out among these sources only (None: all); nsep's mask models support it."""
+        if families is not None:
+            raise UsageError(f"{self.name}: presence gating needs one of nsep's own separators")
 
     def valid_length(self, length: int) -> int:
         """The input length the model runs on for a segment of ``length`` samples."""

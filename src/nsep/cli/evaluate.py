@@ -166,6 +166,9 @@ def separate(
     split: str = typer.Option(None, "--split", help="Use only notes of this split (train, valid, test)."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95),
     shifts: int = typer.Option(0, "--shifts", min=0),
+    gate: str = typer.Option(None, "--gate", help="Share each mixture out among some families only: `detect` "
+                                                  "(those --detect-model finds) or `oracle` (those that play)."),
+    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: detect-cnn)."),
     device: str = DEVICE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
@@ -186,13 +189,27 @@ def separate(
                                                for w in wanted)]
     if not examples:
         raise UsageError(f"no notes in {', '.join(map(str, data))} for these filters")
+    if gate not in (None, "detect", "oracle"):
+        raise UsageError(f"--gate {gate}: choose detect or oracle")
     separator = separators.load(model, device)
+    chosen_gate = None
+    if gate == "oracle":
+        from nsep.evaluate_separate import oracle_gate as chosen_gate
+    elif gate == "detect":
+        from nsep.detection import Thresholds
+        from nsep.evaluate_separate import detector_gate
+        from nsep.models import registry
+
+        detector = registry.load(detect_model, "detect", device)
+        chosen_gate = detector_gate(detector, Thresholds.of(detector.info).clip)
+    separator.gate(set() if gate else None)  # refuses models that cannot be gated, before any work
     ks = list(range(low, high + 1))
     with common.progress(mixtures * len(ks), "eval") as bar:
         task = bar.add_task("eval", total=mixtures * len(ks))
         result = separation_scores(separator, examples, mode, ks, mixtures, seed, Settings(overlap=overlap, shifts=shifts),
-                                   on_item=lambda: bar.advance(task))
+                                   on_item=lambda: bar.advance(task), gate=chosen_gate)
     result["data"] = [str(d) for d in data]
+    result["gate"] = gate if gate != "detect" else f"detect:{detector.info.name}"
     result["only"] = only
     if json_:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -53,6 +53,9 @@ def separate(
     fp32: bool = typer.Option(False, "--fp32", help="Run in float32 on a GPU (default: bf16 autocast; stems differ by "
                                                     "under 1e-3, see docs/PERFORMANCE.md)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
+    gate: bool = typer.Option(False, "--gate", help="Run the detector on each file first and share the mix out among "
+                                                    "the families it finds only (nsep's own models)."),
+    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
     files_from: str = FILES_FROM_OPTION,
@@ -78,12 +81,15 @@ def separate(
     default_batch = model_.gpu_batch_size if model_.device.type == "cuda" else 2
     settings = separation.Settings(segment, overlap, shifts, batch_size or default_batch, seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
+    present = _detected(files, detect_model, device, model_) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
     for path in common.each_input(files, reporter, "separate"):
         track = stemfiles.track_name(path, taken)
 
         def work(path: str = path, track: str = track) -> None:
+            if gate:
+                model_.gate(present.get(path))
             done = stemfiles.separate_file(model_, path, track, out, settings, wanted)
             if done.clipped:
                 common.warn(f"{path}: {done.clipped} samples beyond full scale were clipped in {bits}-bit stems "
@@ -98,6 +104,25 @@ def separate(
         common.log(f"peak GPU memory: {torch.cuda.max_memory_allocated(model_.device) / 1e9:.2f} GB in tensors, "
                    f"{torch.cuda.max_memory_reserved(model_.device) / 1e9:.2f} GB held by PyTorch's allocator", level=1)
     raise typer.Exit(reporter.finish())
+
+
+def _detected(files: list[str], detect_model: str | None, device: str, separator) -> dict[str, set[str]]:
+    """The families the detector finds in each file (files it cannot read are left out: they fail later)."""
+    from nsep import detection
+    from nsep.errors import UsageError
+    from nsep.models import registry
+
+    if "-" in files:
+        raise UsageError("--gate reads each file twice, so it cannot take audio on stdin")
+    separator.gate(set())  # refuses models that cannot be gated, before any work
+    detector = registry.load(detect_model, "detect", device)
+    thresholds = detection.Thresholds.of(detector.info)
+    found = {}
+    for result in detection.run(detector, files, thresholds):
+        if result.error is None and result.present is not None:
+            found[result.path] = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
+            common.log(f"{result.path}: detected {', '.join(sorted(found[result.path])) or 'nothing'}", level=1)
+    return found
 
 
 def register(app: typer.Typer) -> None:

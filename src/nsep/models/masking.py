@@ -27,13 +27,20 @@ class MaskSeparator(nn.Module):
     def stft(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, return_complex=True)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """``allowed`` (bool ``[S]`` or ``[B, S]``) closes the masks of the other sources: the mixture is
+        shared out among the allowed ones only (presence gating); None or no source allowed: all open."""
         batch, length = wave.shape
         with torch.autocast(wave.device.type, enabled=False):
             spec = self.stft(wave)
             scale = spec.abs().square().mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-8)
             features = torch.log(spec.abs() / scale + 1e-3)
-        masks = torch.softmax(self.mask_logits(features, spec).float(), dim=1)
+        logits = self.mask_logits(features, spec).float()
+        if allowed is not None:
+            allowed = allowed.to(logits.device).view(-1, self.n_sources)
+            allowed = allowed | ~allowed.any(dim=1, keepdim=True)  # nothing allowed: leave every mask open
+            logits = logits.masked_fill(~allowed[:, :, None, None], float("-inf"))
+        masks = torch.softmax(logits, dim=1)
         with torch.autocast(wave.device.type, enabled=False):
             stems = masks * spec[:, None]
             out = torch.istft(stems.flatten(0, 1), self.n_fft, self.hop, window=self.window, length=length)

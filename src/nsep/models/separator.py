@@ -16,6 +16,7 @@ from nsep.errors import NsepError, UsageError
 from nsep.models.base import pick_device, read_checkpoint
 from nsep.models.fusion import fold_batchnorm
 from nsep.models.groupnorm import ParallelGroupNorm
+from nsep.models.masking import MaskSeparator
 from nsep.separation import Separator
 
 # demucs' stem names -> nsep's families (``other`` stays ``other``)
@@ -31,12 +32,19 @@ class TorchSeparator(Separator):
         self.module = module.to(device).eval()
         self.name, self.sources, self.sample_rate, self.segment = name, sources, sample_rate, segment
         self.channels, self.device, self.autocast = 1, device, autocast
+        self.allowed: torch.Tensor | None = None
+
+    def gate(self, families: set[str] | None) -> None:
+        if families is not None and not isinstance(self.module, MaskSeparator):
+            super().gate(families)  # refuses
+        self.allowed = None if families is None else torch.tensor([s in families for s in self.sources], device=self.device)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         wave = batch[:, 0].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast and self.device.type == "cuda"):
-            return self.module(wave).float()[:, :, None]
+            out = self.module(wave) if self.allowed is None else self.module(wave, self.allowed)
+            return out.float()[:, :, None]
 
 
 class DemucsSeparator(Separator):
