@@ -229,3 +229,16 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert json.loads(out)["gate"] is None
     code, _, err = cli(*args, "--gate", "psychic")
     assert code == 2 and "--gate" in err
+
+
+def test_si_sdr_is_scale_invariant_and_lowest_for_silent_estimates():
+    from nsep import metrics
+
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((2, 4000))
+    noisy = reference + 0.1 * rng.standard_normal((2, 4000))
+    assert np.allclose(metrics.si_sdr(3 * noisy, reference), metrics.si_sdr(noisy, reference))
+    assert np.all(np.abs(metrics.si_sdr(noisy, reference) - 20) < 1)  # noise at a tenth of the amplitude: 20 dB
+    silent = metrics.si_sdr(np.zeros_like(reference), reference)
+    assert np.all(silent == -np.inf)
+    assert np.isnan(metrics.si_sdr(reference, np.zeros_like(reference))).all()

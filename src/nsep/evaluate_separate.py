@@ -4,7 +4,9 @@ Each mixture (from the sampler, at 16 kHz, 4 s) goes through the same engine as 
 (resampled to the model's rate and back). References are the mixture's family stems; families the
 model has no stem for are summed into its ``other`` stem (or left out if it has none). Scores are
 per playing stem: SI-SDR (Le Roux et al.), SI-SDRi (SI-SDR of the estimate minus that of the mix
-itself), and SDR as the MDX challenge computes it (no scaling or framing).
+itself), and SDR as the MDX challenge computes it (no scaling or framing). A playing family whose
+stem the model leaves silent (as presence gating does when the detector misses it) has SI-SDR
+-inf: it counts in the medians, is left out of the mean SI-SDRi and is counted as ``silenced_stems``.
 """
 
 from __future__ import annotations
@@ -65,12 +67,14 @@ def _summary(rows: list[dict]) -> dict:
     if not rows:
         return {"stems": 0}
     pick = lambda key: np.array([r[key] for r in rows])  # noqa: E731
+    silenced = ~np.isfinite(pick("si_sdr"))  # playing stems the model gave nothing (SI-SDR -inf)
     return {
         "stems": len(rows),
         "median_si_sdr": round(float(np.median(pick("si_sdr"))), 3),
         "median_si_sdri": round(float(np.median(pick("si_sdri"))), 3),
-        "mean_si_sdri": round(float(np.mean(pick("si_sdri"))), 3),
+        "mean_si_sdri": round(float(np.mean(pick("si_sdri")[~silenced])), 3) if (~silenced).any() else None,
         "mean_sdr": round(float(np.mean(pick("sdr"))), 3),
+        "silenced_stems": int(silenced.sum()),
     }
 
 

@@ -98,7 +98,8 @@ def best_thresholds(scores: np.ndarray, truth: np.ndarray, default: float = 0.5)
 
 
 def si_sdr(estimate: np.ndarray, reference: np.ndarray, eps: float = 1e-9) -> np.ndarray:
-    """Scale-invariant SDR in dB over the last axis (Le Roux et al. 2019); NaN where the reference is silent."""
+    """Scale-invariant SDR in dB over the last axis (Le Roux et al. 2019); NaN where the reference is silent,
+    -inf where the estimate is (a stem given nothing, e.g. closed by presence gating)."""
     estimate, reference = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
     energy = (reference**2).sum(-1)
     scale = (estimate * reference).sum(-1) / np.maximum(energy, eps)

@@ -144,12 +144,13 @@ def detect(
 
 def _separate_table(scores: dict) -> Table:
     table = Table(title=f"{scores['model']}, {scores['mode']} mixtures", box=None)
-    for column in ("group", "stems", "median SI-SDR", "median SI-SDRi", "mean SDR"):
+    for column in ("group", "stems", "median SI-SDR", "median SI-SDRi", "mean SDR", "silenced"):
         table.add_column(column, justify="left" if column == "group" else "right")
     groups = [("all", scores["overall"])] + [(f"k={k}", s) for k, s in scores["by_k"].items()] + list(scores["by_family"].items())
     for name, s in groups:
         if s["stems"]:
-            table.add_row(name, str(s["stems"]), f"{s['median_si_sdr']:.2f}", f"{s['median_si_sdri']:.2f}", f"{s['mean_sdr']:.2f}")
+            table.add_row(name, str(s["stems"]), f"{s['median_si_sdr']:.2f}", f"{s['median_si_sdri']:.2f}", f"{s['mean_sdr']:.2f}",
+                          str(s["silenced_stems"]))
     return table
 
 
