@@ -226,7 +226,12 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert gated["gate"] == "oracle" and gated["overall"]["stems"] == 6
     code, out, err = cli(*args)
     assert code == 0, err
-    assert json.loads(out)["gate"] is None
+    ungated = json.loads(out)
+    assert ungated["gate"] is None
+    code, out, err = cli(*args, "--gate", "detect", "--gate-threshold", "0")
+    assert code == 0, err
+    everything = json.loads(out)  # every family passes a zero threshold: the same as no gate
+    assert everything["gate"] == "detect:detect-cnn" and everything["overall"] == ungated["overall"]
     code, _, err = cli(*args, "--gate", "psychic")
     assert code == 2 and "--gate" in err
 

@@ -170,6 +170,8 @@ def separate(
     gate: str = typer.Option(None, "--gate", help="Share each mixture out among some families only: `detect` "
                                                   "(those --detect-model finds) or `oracle` (those that play)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: detect-cnn)."),
+    gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
+                                         help="Presence a family needs to pass --gate detect (default: the detector's thresholds)."),
     device: str = DEVICE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
@@ -202,7 +204,7 @@ def separate(
         from nsep.models import registry
 
         detector = registry.load(detect_model, "detect", device)
-        chosen_gate = detector_gate(detector, Thresholds.of(detector.info).clip)
+        chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold).clip)
     separator.gate(set() if gate else None)  # refuses models that cannot be gated, before any work
     ks = list(range(low, high + 1))
     with common.progress(mixtures * len(ks), "eval") as bar:
@@ -211,6 +213,7 @@ def separate(
                                    on_item=lambda: bar.advance(task), gate=chosen_gate)
     result["data"] = [str(d) for d in data]
     result["gate"] = gate if gate != "detect" else f"detect:{detector.info.name}"
+    result["gate_threshold"] = gate_threshold
     result["only"] = only
     if json_:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

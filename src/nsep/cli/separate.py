@@ -56,6 +56,8 @@ def separate(
     gate: bool = typer.Option(False, "--gate", help="Run the detector on each file first and share the mix out among "
                                                     "the families it finds only (nsep's own models)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
+    gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
+                                         help="Presence a family needs to pass --gate (default: the detector's thresholds)."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
     files_from: str = FILES_FROM_OPTION,
@@ -81,7 +83,7 @@ def separate(
     default_batch = model_.gpu_batch_size if model_.device.type == "cuda" else 2
     settings = separation.Settings(segment, overlap, shifts, batch_size or default_batch, seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
-    present = _detected(files, detect_model, device, model_) if gate else {}
+    present = _detected(files, detect_model, gate_threshold, device, model_) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
     for path in common.each_input(files, reporter, "separate"):
@@ -106,7 +108,8 @@ def separate(
     raise typer.Exit(reporter.finish())
 
 
-def _detected(files: list[str], detect_model: str | None, device: str, separator) -> dict[str, set[str]]:
+def _detected(files: list[str], detect_model: str | None, threshold: float | None, device: str,
+              separator) -> dict[str, set[str]]:
     """The families the detector finds in each file (files it cannot read are left out: they fail later)."""
     from nsep import detection
     from nsep.errors import UsageError
@@ -116,7 +119,7 @@ def _detected(files: list[str], detect_model: str | None, device: str, separator
         raise UsageError("--gate reads each file twice, so it cannot take audio on stdin")
     separator.gate(set())  # refuses models that cannot be gated, before any work
     detector = registry.load(detect_model, "detect", device)
-    thresholds = detection.Thresholds.of(detector.info)
+    thresholds = detection.Thresholds.of(detector.info, threshold)
     found = {}
     for result in detection.run(detector, files, thresholds):
         if result.error is None and result.present is not None:
