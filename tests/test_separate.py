@@ -247,3 +247,17 @@ def test_si_sdr_is_scale_invariant_and_lowest_for_silent_estimates():
     silent = metrics.si_sdr(np.zeros_like(reference), reference)
     assert np.all(silent == -np.inf)
     assert np.isnan(metrics.si_sdr(reference, np.zeros_like(reference))).all()
+
+
+def test_separate_with_named_families(cli, tmp_path):
+    song = tmp_path / "a.wav"
+    data = _stereo(song, 1.0, 16_000)
+    code, out, err = cli("-q", "separate", str(song), "-o", str(tmp_path / "out"), "--families", "bass, flute",
+                         "--bits", "float", "--jsonl")
+    assert code == 0, err
+    assert set(json.loads(out)["stems"]) <= {"bass", "flute", "other"}
+    total = sum(sf.read(p)[0] for p in (tmp_path / "out" / "a").iterdir())
+    assert np.abs(total - data).max() < 1e-5
+    for extra in (["--families", "kazoo"], ["--families", "bass", "--gate"]):
+        code, _, err = cli("separate", str(song), "-o", str(tmp_path / "x"), *extra)
+        assert code == 2 and len(error_lines(err)) == 1, (extra, err)

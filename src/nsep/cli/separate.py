@@ -53,6 +53,8 @@ def separate(
     fp32: bool = typer.Option(False, "--fp32", help="Run in float32 on a GPU (default: bf16 autocast; stems differ by "
                                                     "under 1e-3, see docs/PERFORMANCE.md)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
+    families: str = typer.Option(None, "--families", help="Comma-separated families known to play: the mix is shared out "
+                                                          "among these only (nsep's own models)."),
     gate: bool = typer.Option(False, "--gate", help="Run the detector on each file first and share the mix out among "
                                                     "the families it finds only (nsep's own models)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
@@ -83,6 +85,7 @@ def separate(
     default_batch = model_.gpu_batch_size if model_.device.type == "cuda" else 2
     settings = separation.Settings(segment, overlap, shifts, batch_size or default_batch, seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
+    named = _named_families(families, gate, model_)
     present = _detected(files, detect_model, gate_threshold, device, model_) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
@@ -90,8 +93,8 @@ def separate(
         track = stemfiles.track_name(path, taken)
 
         def work(path: str = path, track: str = track) -> None:
-            if gate:
-                model_.gate(present.get(path))
+            if gate or named:
+                model_.gate(named or present.get(path))
             done = stemfiles.separate_file(model_, path, track, out, settings, wanted)
             if done.clipped:
                 common.warn(f"{path}: {done.clipped} samples beyond full scale were clipped in {bits}-bit stems "
@@ -106,6 +109,23 @@ def separate(
         common.log(f"peak GPU memory: {torch.cuda.max_memory_allocated(model_.device) / 1e9:.2f} GB in tensors, "
                    f"{torch.cuda.max_memory_reserved(model_.device) / 1e9:.2f} GB held by PyTorch's allocator", level=1)
     raise typer.Exit(reporter.finish())
+
+
+def _named_families(families: str | None, gate: bool, separator) -> set[str] | None:
+    """The families given with --families, checked against the model's sources."""
+    from nsep.errors import UsageError
+
+    if not families:
+        return None
+    if gate:
+        raise UsageError("choose one of --families and --gate")
+    named = {f.strip() for f in families.split(",") if f.strip()}
+    unknown = sorted(named - set(separator.sources))
+    if unknown or not named:
+        raise UsageError(f"--families: this model has no {', '.join(unknown) or 'such family'} "
+                         f"(it has {', '.join(separator.sources)})")
+    separator.gate(named)  # refuses models that cannot be gated, before any work
+    return named
 
 
 def _detected(files: list[str], detect_model: str | None, threshold: float | None, device: str,
