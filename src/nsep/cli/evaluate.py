@@ -171,7 +171,7 @@ def separate(
                                                   "(those --detect-model finds) or `oracle` (those that play)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
-                                         help="Presence a family needs to pass --gate detect (default: the detector's thresholds)."),
+                                         help="Presence a family needs to pass --gate detect (default: 0.05, as `nsep separate --gate`)."),
     device: str = DEVICE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
@@ -204,6 +204,8 @@ def separate(
         from nsep.models import registry
 
         detector = registry.load(detect_model, "detect", device)
+        if gate_threshold is None:
+            gate_threshold = separators.GATE_THRESHOLD
         chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold).clip)
     separator.gate(set() if gate else None)  # refuses models that cannot be gated, before any work
     ks = list(range(low, high + 1))

@@ -59,7 +59,7 @@ def separate(
                                                     "the families it finds only (nsep's own models)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
-                                         help="Presence a family needs to pass --gate (default: the detector's thresholds)."),
+                                         help="Presence a family needs to pass --gate (default: 0.05, chosen on validation mixtures)."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
     files_from: str = FILES_FROM_OPTION,
@@ -134,12 +134,13 @@ def _detected(files: list[str], detect_model: str | None, threshold: float | Non
     from nsep import detection
     from nsep.errors import UsageError
     from nsep.models import registry
+    from nsep.models import separator as separators
 
     if "-" in files:
         raise UsageError("--gate reads each file twice, so it cannot take audio on stdin")
     separator.gate(set())  # refuses models that cannot be gated, before any work
     detector = registry.load(detect_model, "detect", device)
-    thresholds = detection.Thresholds.of(detector.info, threshold)
+    thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD if threshold is None else threshold)
     found = {}
     for result in detection.run(detector, files, thresholds):
         if result.error is None and result.present is not None:

@@ -22,6 +22,9 @@ from nsep.separation import Separator
 # demucs' stem names -> nsep's families (``other`` stays ``other``)
 DEMUCS_STEMS = {"drums": "drums", "bass": "bass", "vocals": "vocal", "guitar": "guitar", "piano": "keyboard", "other": "other"}
 DEFAULT = "separate-unet-bilstm"  # best validation SI-SDRi of the three, and fast on a CPU
+# presence a family needs to pass presence gating (--gate): the detector's own thresholds aim at F1,
+# a gate needs recall; chosen on validation mixtures over 0.02-0.2 and the detector's own (docs/MODELS.md)
+GATE_THRESHOLD = 0.05
 
 
 class TorchSeparator(Separator):
