@@ -197,7 +197,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             raise UsageError(f"{cfg.init}: a {initial[0].architecture}, not a {cfg.architecture}")
         cfg.model_config = {**initial[0].config, **cfg.model_config}
     net = registry.build(cfg.architecture, len(cfg.families), cfg.model_config)
-    if initial is not None:
+    if initial is not None and not resume:  # a resumed run takes its weights from the last checkpoint
         try:
             net.load_state_dict(initial[1])
         except RuntimeError:
