@@ -129,7 +129,14 @@ def test_an_ensemble_gives_the_mean_of_its_members_probabilities(tmp_path, cli):
     assert np.allclose(ensemble.predict(wave), np.mean(members, axis=0), atol=1e-5)
     assert cli("models", "combine", *map(str, paths), "-o", str(out))[0] == 1  # exists: not overwritten
     assert cli("models", "combine", str(paths[0]), "-o", str(tmp_path / "one.pt"))[0] == 2  # one member
-    assert cli("models", "combine", str(paths[0]), str(out), "-o", str(tmp_path / "nested.pt"))[0] == 2
+    third = tmp_path / "member2.pt"
+    save_checkpoint(third, registry.build("cnn", len(LABELS), {"width": 4}), _info("cnn", {"width": 4}))
+    code, _, stderr = cli("models", "combine", str(third), str(out), "-o", str(tmp_path / "grown.pt"))
+    assert code == 0, stderr
+    grown = registry.load(str(tmp_path / "grown.pt"), "classify", "cpu")  # an ensemble member gives its members
+    assert len(grown.info.config["members"]) == 3
+    every = [*members, registry.load(str(third), "classify", "cpu").predict(wave)]
+    assert np.allclose(grown.predict(wave), np.mean(every, axis=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["cnn", "detector", "unet"])

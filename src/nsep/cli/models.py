@@ -185,7 +185,7 @@ def path(name: str = typer.Argument(..., help="Model name."), repo_location: str
 
 
 @app.command("combine")
-def combine(members: list[str] = typer.Argument(..., help="Classifier names or weights files (two or more).",
+def combine(members: list[str] = typer.Argument(..., help="Classifier names or weights files (two or more; an ensemble contributes its members).",
                                                 show_default=False),
             out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
             overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),

@@ -38,18 +38,31 @@ class Ensemble(nn.Module):
 
 
 def combine(paths: list[Path], out: Path, build) -> ModelInfo:
-    """Write one ``ensemble`` checkpoint from single-label classifier checkpoints; ``build`` makes
-    a member network from its architecture name, label count and config (the registry's)."""
+    """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a member network
+    from its architecture name, label count and config (the registry's). An ensemble given as a
+    member contributes its members, so every network weighs the same."""
     if len(paths) < 2:
         raise UsageError("an ensemble needs at least two members")
-    infos, states = zip(*(read_checkpoint(path) for path in paths))
-    first = infos[0]
-    for path, info in zip(paths, infos):
-        if info.task != "classify" or info.architecture == "ensemble":
-            raise UsageError(f"{path}: only single classifiers can be members (this is a {info.task} {info.architecture})")
-        if (info.labels, info.sample_rate, info.clip_samples) != (first.labels, first.sample_rate, first.clip_samples):
+    members: list[dict] = []
+    states: list[dict[str, torch.Tensor]] = []
+    infos = []
+    for path in paths:
+        info, state = read_checkpoint(path)
+        if info.task != "classify":
+            raise UsageError(f"{path}: only classifiers can be members (this is a {info.task} {info.architecture})")
+        if infos and (info.labels, info.sample_rate, info.clip_samples) != (infos[0].labels, infos[0].sample_rate,
+                                                                            infos[0].clip_samples):
             raise UsageError(f"{path}: its labels, sample rate or window differ from {paths[0]}'s")
-    members = [{"architecture": info.architecture, "config": info.config} for info in infos]
+        infos.append(info)
+        if info.architecture == "ensemble":
+            for i, member in enumerate(info.config["members"]):
+                prefix = f"members.{i}."
+                members.append(member)
+                states.append({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+        else:
+            members.append({"architecture": info.architecture, "config": info.config})
+            states.append(state)
+    first = infos[0]
     module = Ensemble([build(m["architecture"], len(first.labels), m["config"]) for m in members])
     for member, state in zip(module.members, states):
         member.load_state_dict(state)
