@@ -71,8 +71,19 @@ def setup(name: str = "auto") -> torch.device:
     if not dist.is_initialized():
         cuda = device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
-        atexit.register(dist.destroy_process_group)
+        atexit.register(leave)
     return device
+
+
+def leave(together: bool = False) -> None:
+    """Leave the group if this process is in one; ``together`` waits for every member first, so no
+    process tears its connections down while another still uses them (gloo then aborts the other)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if together:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def local_batch(batch_size: int, processes: int | None = None) -> int:
@@ -161,3 +172,4 @@ def _member(index: int, processes: int, port: int, entry: Callable[..., object],
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
     entry(*args)
+    leave(together=True)
