@@ -5,7 +5,11 @@ preview (drums, bass, vocal, other). Each mixture is separated at its own rate t
 engine; a family's estimate is the model's stem of that family, ``other`` is the mixture minus the
 estimates of the item's named families. Reported per stem: SI-SDR and SI-SDRi (over the mixture).
 
-Usage: python scripts/realdev_separate.py --models separate-unet-bilstm ... [--realdev DIR] [--json OUT.json]
+With ``--gate detect`` each mixture is shared out among the families detect-cnn finds in it (as
+``nsep separate --gate``); with ``--gate named``, among the item's named families (as ``nsep separate
+--families``).
+
+Usage: python scripts/realdev_separate.py --models separate-unet-bilstm ... [--gate detect|named] [--realdev DIR] [--json OUT.json]
 Prints a Markdown table for docs/.
 """
 
@@ -34,12 +38,28 @@ def references(item: dict, realdev: Path) -> dict[str, torch.Tensor]:
     return dict(refs)
 
 
-def score(model: str, items: list[dict], realdev: Path) -> dict:
+def _gate(gate: str | None, item: dict, realdev: Path) -> set[str] | None:
+    """The families a mixture is shared out among: None (all), the detector's, or the item's named ones."""
+    if gate == "named":
+        return {FAMILY.get(s["family"], s["family"]) for s in item["sources"]} - {"other"}
+    if gate == "detect":
+        from nsep import detection
+        from nsep.models import registry
+
+        detector = registry.load("detect-cnn", "detect", "cpu")
+        thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
+        result, = detection.run(detector, [str(realdev / item["mixture"])], thresholds, workers=0)
+        return {f for f, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
+    return None
+
+
+def score(model: str, items: list[dict], realdev: Path, gate: str | None = None) -> dict:
     sep = separators.load(model, "cpu")
     rows = {}
     for item in items:
         clip = audio.load(str(realdev / item["mixture"]))
         mix, rate = clip.samples, clip.sample_rate
+        sep.gate(_gate(gate, item, realdev))
         stems = separation.separate(sep, audio.resample(mix, rate, sep.sample_rate))
         stems = audio.resample(stems.flatten(0, 1), sep.sample_rate, rate).view(len(sep.sources), mix.shape[0], -1)
         stems = stems[..., : mix.shape[-1]]
@@ -64,10 +84,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["separate-unet-bilstm"])
     parser.add_argument("--realdev", type=Path, default=REALDEV)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--gate", choices=["detect", "named"])
     args = parser.parse_args()
     torch.set_num_threads(2)
     items = [i for i in json.loads((args.realdev / "mixes" / "mixes.json").read_text()) if i["sources"]]
-    results = {m: score(m, items, args.realdev) for m in args.models}
+    results = {m: score(m, items, args.realdev, args.gate) for m in args.models}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print("| item | stem | " + " | ".join(f"{m} SI-SDR (SI-SDRi)" for m in args.models) + " |")
