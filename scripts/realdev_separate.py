@@ -38,28 +38,29 @@ def references(item: dict, realdev: Path) -> dict[str, torch.Tensor]:
     return dict(refs)
 
 
-def _gate(gate: str | None, item: dict, realdev: Path) -> set[str] | None:
-    """The families a mixture is shared out among: None (all), the detector's, or the item's named ones."""
+def gates(gate: str | None, items: list[dict], realdev: Path) -> dict[str, set[str] | None]:
+    """Per item, the families its mixture is shared out among: None (all), the detector's, or its named ones."""
     if gate == "named":
-        return {FAMILY.get(s["family"], s["family"]) for s in item["sources"]} - {"other"}
-    if gate == "detect":
-        from nsep import detection
-        from nsep.models import registry
+        return {i["name"]: {FAMILY.get(s["family"], s["family"]) for s in i["sources"]} - {"other"} for i in items}
+    if gate != "detect":
+        return {i["name"]: None for i in items}
+    from nsep import detection
+    from nsep.models import registry
 
-        detector = registry.load("detect-cnn", "detect", "cpu")
-        thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
-        result, = detection.run(detector, [str(realdev / item["mixture"])], thresholds, workers=0)
-        return {f for f, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
-    return None
+    detector = registry.load("detect-cnn", "detect", "cpu")
+    thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
+    results = detection.run(detector, [str(realdev / i["mixture"]) for i in items], thresholds, workers=0)
+    return {i["name"]: set(thresholds.present(detector.info.labels, r.present)) for i, r in zip(items, results)}
 
 
 def score(model: str, items: list[dict], realdev: Path, gate: str | None = None) -> dict:
     sep = separators.load(model, "cpu")
+    allowed = gates(gate, items, realdev)
     rows = {}
     for item in items:
         clip = audio.load(str(realdev / item["mixture"]))
         mix, rate = clip.samples, clip.sample_rate
-        sep.gate(_gate(gate, item, realdev))
+        sep.gate(allowed[item["name"]])
         stems = separation.separate(sep, audio.resample(mix, rate, sep.sample_rate))
         stems = audio.resample(stems.flatten(0, 1), sep.sample_rate, rate).view(len(sep.sources), mix.shape[0], -1)
         stems = stems[..., : mix.shape[-1]]

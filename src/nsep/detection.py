@@ -50,6 +50,10 @@ class Thresholds:
         clip = np.asarray(info.thresholds) if info.thresholds else np.full(n, 0.5)
         return cls(clip, np.asarray(info.frame_thresholds) if info.frame_thresholds else clip)
 
+    def present(self, labels: list[str], probabilities: np.ndarray) -> list[str]:
+        """The labels whose clip- or file-level probability reaches its threshold, in label order."""
+        return [label for label, above in zip(labels, (np.asarray(probabilities) >= self.clip).tolist()) if above]
+
 
 class _FileState:
     """A file in flight: its timeline, segment tracker and running presence."""

@@ -20,6 +20,7 @@ import torch
 from nsep import audio, metrics, separation
 from nsep.data import mixtures
 from nsep.data.nsynth import Example
+from nsep.detection import Thresholds
 from nsep.evaluate_detect import CLIP_SAMPLES, SAMPLE_RATE, run_seed
 from nsep.taxonomy import FAMILIES
 
@@ -52,13 +53,11 @@ def oracle_gate(mix: torch.Tensor, item: mixtures.Mixture) -> set[str]:
     return {FAMILIES[i] for i in np.flatnonzero(item.presence.numpy() > 0)}
 
 
-def detector_gate(predictor, thresholds: np.ndarray) -> Gate:
+def detector_gate(predictor, thresholds: Thresholds) -> Gate:
     """The families a detector finds in the mixture (its clip-level presence above its thresholds)."""
-    labels = predictor.info.labels
 
     def gate(mix: torch.Tensor, item: mixtures.Mixture) -> set[str]:
-        probabilities = predictor.predict(mix[None])[0]
-        return {label for label, p, t in zip(labels, probabilities, thresholds) if p >= t}
+        return set(thresholds.present(predictor.info.labels, predictor.predict(mix[None])[0]))
 
     return gate
 

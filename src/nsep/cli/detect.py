@@ -123,7 +123,7 @@ def detect(
                 "path": result.path,
                 "duration": round(result.duration, 3),
                 "present": dict(zip(labels, present)),
-                "labels": [label for label, above in zip(labels, (result.present >= thresholds.clip).tolist()) if above],
+                "labels": thresholds.present(labels, result.present),
                 "segments": [s.to_dict() for s in result.segments],
                 "windows": result.windows,
                 "model": predictor.info.name,

@@ -206,7 +206,7 @@ def separate(
         detector = registry.load(detect_model, "detect", device)
         if gate_threshold is None:
             gate_threshold = separators.GATE_THRESHOLD
-        chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold).clip)
+        chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold))
     separator.gate(set() if gate else None)  # refuses models that cannot be gated, before any work
     ks = list(range(low, high + 1))
     with common.progress(mixtures * len(ks), "eval") as bar:

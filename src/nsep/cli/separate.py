@@ -93,8 +93,8 @@ def separate(
         track = stemfiles.track_name(path, taken)
 
         def work(path: str = path, track: str = track) -> None:
-            if gate or named:
-                model_.gate(named or present.get(path))
+            if gate:  # --families gated the model once, above
+                model_.gate(present.get(path))
             done = stemfiles.separate_file(model_, path, track, out, settings, wanted)
             if done.clipped:
                 common.warn(f"{path}: {done.clipped} samples beyond full scale were clipped in {bits}-bit stems "
@@ -144,7 +144,7 @@ def _detected(files: list[str], detect_model: str | None, threshold: float | Non
     found = {}
     for result in detection.run(detector, files, thresholds):
         if result.error is None and result.present is not None:
-            found[result.path] = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
+            found[result.path] = set(thresholds.present(detector.info.labels, result.present))
             common.log(f"{result.path}: detected {', '.join(sorted(found[result.path])) or 'nothing'}", level=1)
     return found
 
