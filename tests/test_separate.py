@@ -166,6 +166,34 @@ def test_tiny_training_run_improves_si_sdr(bank, tmp_path):  # noqa: F811
     assert after > before + 1.5
 
 
+def test_gated_training_opens_the_playing_families_and_records_it(bank, cli, tmp_path):  # noqa: F811
+    from nsep.models.base import read_checkpoint
+    from nsep.train.separate import SeparateConfig, gate, train
+
+    presence = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    assert gate(presence, 0.0).tolist() == [[True, False, False, True], [False, False, True, False]]
+    assert gate(presence, 1.0).all()
+    some = gate(torch.zeros(400, 12), 0.25, torch.Generator().manual_seed(0)).float().mean().item()
+    assert 0.2 < some < 0.3  # absent families let through at about the chance asked for
+    cfg = SeparateConfig(data=[str(bank)], out=str(tmp_path / "gated.pt"), architecture="unet", k=(2, 3),
+                         clip_samples=16_000, epochs=1, steps_per_epoch=3, batch_size=4, valid_mixtures=8,
+                         workers=0, device="cpu", model_config={"width": 4, "depth": 2}, gated=True)
+    metrics = train(cfg, report=lambda event: None)
+    info, _ = read_checkpoint(tmp_path / "gated.pt")
+    assert info.training["gated"] is True and np.isfinite(metrics["valid"]["si_sdri"])
+    # a model trained gated separates with the detector's gate unless told --no-gate
+    song = tmp_path / "a.wav"
+    data = _stereo(song, 2.0, 16_000)
+    code, _, err = cli("-v", "separate", str(song), "--model", cfg.out, "--bits", "float", "-o", str(tmp_path / "gated"))
+    assert code == 0, err
+    assert "detected" in err
+    assert np.abs(sum(sf.read(p)[0] for p in (tmp_path / "gated" / "a").iterdir()) - data).max() < 1e-5
+    code, _, err = cli("-v", "separate", str(song), "--model", cfg.out, "--no-gate", "-o", str(tmp_path / "open"))
+    assert code == 0 and "detected" not in err, err
+    code, _, err = cli("separate", "-", "--model", cfg.out, "-o", str(tmp_path / "stdin"))
+    assert code == 2 and "--no-gate" in err
+
+
 def test_train_demucs_architecture_then_separate_with_it(bank, cli, tmp_path):  # noqa: F811
     out = tmp_path / "htdemucs.pt"
     code, _, err = cli("-q", "train", "separate", "--data", str(bank), "--out", str(out), "--model", "htdemucs",

@@ -61,6 +61,7 @@ class Separator(ABC):
     # windows per forward pass on a GPU by default: HTDemucs in bf16 through `nsep separate` peaks at
     # 5.4 GB in tensors, 7.2 GB in nvidia-smi with 16 on an H100 (24: 8.0 and 9.7 GB)
     gpu_batch_size: int = 16
+    gated: bool = False  # trained to separate among the families a detector finds: --gate by default
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor: ...

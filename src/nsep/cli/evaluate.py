@@ -168,7 +168,8 @@ def separate(
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95),
     shifts: int = typer.Option(0, "--shifts", min=0),
     gate: str = typer.Option(None, "--gate", help="Share each mixture out among some families only: `detect` "
-                                                  "(those --detect-model finds) or `oracle` (those that play)."),
+                                                  "(those --detect-model finds) or `oracle` (those that play); `none`: "
+                                                  "all (default: detect for models trained with --gated, else none)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate detect (default: 0.05, as `nsep separate --gate`)."),
@@ -192,9 +193,12 @@ def separate(
                                                for w in wanted)]
     if not examples:
         raise UsageError(f"no notes in {', '.join(map(str, data))} for these filters")
-    if gate not in (None, "detect", "oracle"):
-        raise UsageError(f"--gate {gate}: choose detect or oracle")
+    if gate not in (None, "none", "detect", "oracle"):
+        raise UsageError(f"--gate {gate}: choose detect, oracle or none")
     separator = separators.load(model, device)
+    if gate is None and separator.gated:
+        gate = "detect"
+    gate = None if gate == "none" else gate
     chosen_gate = None
     if gate == "oracle":
         from nsep.evaluate_separate import oracle_gate as chosen_gate

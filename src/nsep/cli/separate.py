@@ -55,8 +55,9 @@ def separate(
     seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
     families: str = typer.Option(None, "--families", help="Comma-separated families known to play: the mix is shared out "
                                                           "among these only (nsep's own models)."),
-    gate: bool = typer.Option(False, "--gate", help="Run the detector on each file first and share the mix out among "
-                                                    "the families it finds only (nsep's own models)."),
+    gate: bool = typer.Option(None, "--gate/--no-gate", help="Run the detector on each file first and share the mix out among "
+                                                             "the families it finds only (nsep's own models; default: on for "
+                                                             "models trained with --gated)."),
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate (default: 0.05, chosen on validation mixtures)."),
@@ -85,8 +86,10 @@ def separate(
     default_batch = model_.gpu_batch_size if model_.device.type == "cuda" else 2
     settings = separation.Settings(segment, overlap, shifts, batch_size or default_batch, seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
-    named = _named_families(families, gate, model_)
-    present = _detected(files, detect_model, gate_threshold, device, model_) if gate else {}
+    named = _named_families(families, bool(gate), model_)
+    by_default = gate is None and model_.gated and named is None
+    gate = bool(gate) or by_default
+    present = _detected(files, detect_model, gate_threshold, device, model_, by_default) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
     for path in common.each_input(files, reporter, "separate"):
@@ -129,7 +132,7 @@ def _named_families(families: str | None, gate: bool, separator) -> set[str] | N
 
 
 def _detected(files: list[str], detect_model: str | None, threshold: float | None, device: str,
-              separator) -> dict[str, set[str]]:
+              separator, by_default: bool = False) -> dict[str, set[str]]:
     """The families the detector finds in each file (files it cannot read are left out: they fail later)."""
     from nsep import detection
     from nsep.errors import UsageError
@@ -137,7 +140,9 @@ def _detected(files: list[str], detect_model: str | None, threshold: float | Non
     from nsep.models import separator as separators
 
     if "-" in files:
-        raise UsageError("--gate reads each file twice, so it cannot take audio on stdin")
+        why = f"{separator.name} separates with --gate by default" if by_default else "--gate"
+        raise UsageError(f"{why}, which reads each file twice, so it cannot take audio on stdin"
+                         + (" (use --no-gate)" if by_default else ""))
     separator.gate(set())  # refuses models that cannot be gated, before any work
     detector = registry.load(detect_model, "detect", device)
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD if threshold is None else threshold)

@@ -225,6 +225,9 @@ def separate(
     valid_mixtures: int = typer.Option(256, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
     width: int = typer.Option(None, help="Channel width (unet, unet-bilstm, htdemucs) or band feature size (bandsplit)."),
     init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model)."),
+    gated: bool = typer.Option(False, "--gated", help="Learn the gated task: only the playing families' masks open "
+                               "(plus false alarms, --gate-extra); the model then separates with --gate by default."),
+    gate_extra: float = typer.Option(0.1, "--gate-extra", min=0.0, max=1.0, help="With --gated: chance that an absent family's mask stays open."),
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
@@ -240,6 +243,8 @@ def separate(
         raise OutputExistsError(str(out))
     if model not in ("unet-bilstm", "unet", "bandsplit", "htdemucs"):
         raise UsageError(f"--model {model}: choose one of unet-bilstm, unet, bandsplit, htdemucs")
+    if gated and model == "htdemucs":
+        raise UsageError("--gated: htdemucs has no masks to close; use unet-bilstm, unet or bandsplit")
     width_name = {"bandsplit": "dim", "htdemucs": "channels"}.get(model, "width")
     config = {} if width is None else {width_name: width}
     cfg = SeparateConfig(data=[str(d) for d in data], out=str(out), architecture=model, modes=parse_modes(mode),
@@ -247,7 +252,7 @@ def separate(
                          steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, patience=patience,
                          max_seconds=max_minutes * 60 if max_minutes else None, valid_mixtures=valid_mixtures,
                          workers=workers, seed=seed, device=device, model_config=config,
-                         init=str(init) if init else None)
+                         init=str(init) if init else None, gated=gated, gate_extra=gate_extra)
     _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         metrics = train(cfg, resume=resume, report=_SeparateReporter(bar))

@@ -7,6 +7,11 @@ family's stem, capped at ``snr_cap`` dB. (A term pushing absent families' stems 
 that paper, stalled training here: it is met by zeroing masks and drowns the playing stems' terms.)
 Validation uses a fixed set of mixtures of the valid
 instruments; the best epoch by median SI-SDR improvement is kept.
+
+With ``gated``, the network learns the task ``nsep separate --gate`` gives it: the masks of absent
+families are closed (the mixture is shared out among the playing families only), and each absent
+family is let through with probability ``gate_extra``, as a detector's false alarms would be.
+Validation then gates on the playing families.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class SeparateConfig:
     patience: int = 6
     max_seconds: float | None = None  # stop after the epoch that crosses this much training time
     init: str | None = None  # start from these weights
+    gated: bool = False  # train with presence gating (see the module's description)
+    gate_extra: float = 0.1  # chance that an absent family's mask stays open while gated
     preload: bool | None = None  # decode all notes into memory first (default: on a GPU)
     workers: int | None = None
     seed: int = 0
@@ -94,15 +101,22 @@ def loader(examples, cfg: SeparateConfig, count: int, seed: int, k: tuple[int, i
     )
 
 
+def gate(presence: torch.Tensor, extra: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Open masks ``[B, S]`` (bool): the playing families, and each other one with probability ``extra``."""
+    chance = torch.rand(presence.shape, generator=generator)
+    return (presence > 0.5) | (chance < extra)
+
+
 @torch.inference_mode()
-def validate(model: torch.nn.Module, batches, device: torch.device) -> dict:
-    """Median SI-SDR and SI-SDR improvement over the playing stems of the validation mixtures."""
+def validate(model: torch.nn.Module, batches, device: torch.device, gated: bool = False) -> dict:
+    """Median SI-SDR and SI-SDR improvement over the playing stems of the validation mixtures
+    (``gated``: the masks of the families not playing closed)."""
     model.eval()
     improvement, value = [], []
     for mix, stems, presence in batches:
         wave = mix[:, 0].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            estimate = model(wave).float().cpu().numpy()
+            estimate = (model(wave, gate(presence, 0.0).to(device)) if gated else model(wave)).float().cpu().numpy()
         stems, playing = stems.numpy(), presence.numpy() > 0.5
         score = metrics.si_sdr(estimate, stems)
         baseline = metrics.si_sdr(np.broadcast_to(mix.numpy(), stems.shape), stems)
@@ -151,7 +165,8 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="separate", labels=labels, sample_rate=SAMPLE_RATE,
         clip_samples=SEGMENT_SAMPLES, config=cfg.model_config,
-        training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes)},
+        training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes),
+                  "gated": cfg.gated},
     )
     history: list[dict] = []
     best, start_epoch, stale, trained_seconds = -math.inf, 0, 0, 0.0
@@ -169,12 +184,13 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         batches = loader(train_notes, cfg, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
                          run_seed(cfg.seed, "train", epoch), cfg.k, workers, device, store=store, batch_size=part,
                          rank=rank, world=world)
-        for step, (mix, stems, _) in enumerate(batches):
+        chance = torch.Generator().manual_seed(run_seed(cfg.seed, "gate", epoch) + rank)  # absent families let through
+        for step, (mix, stems, presence) in enumerate(batches):
             if step == steps:
                 break
             wave, stems = mix[:, 0].to(device, non_blocking=True), stems.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                estimate = model(wave)
+                estimate = model(wave, gate(presence, cfg.gate_extra, chance).to(device)) if cfg.gated else model(wave)
             # over the group's playing stems, so that the processes' averaged gradients are one batch's
             count = distributed.all_sum([float(playing(stems, wave).sum())])[0] / world
             loss = separation_loss(estimate.float(), stems, wave, cfg.snr_cap, max(count, 1.0))
@@ -188,7 +204,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             clock["seconds"] = trained_seconds + distributed.all_sum([elapsed])[0] / world
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
-        scores = validate(net, valid, device)
+        scores = validate(net, valid, device, cfg.gated)
         trained_seconds += distributed.all_sum([time.time() - began])[0] / world
         running = distributed.all_sum([running])[0] / world
         row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_si_sdr": scores["si_sdr"],
