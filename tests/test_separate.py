@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import error_lines
+from conftest import error_lines, run_cli
 from test_detect_train import bank  # noqa: F401  (a small synthesised note bank)
 from test_mixtures import one_thread  # noqa: F401
 
@@ -190,8 +190,11 @@ def test_gated_training_opens_the_playing_families_and_records_it(bank, cli, tmp
     assert np.abs(sum(sf.read(p)[0] for p in (tmp_path / "gated" / "a").iterdir()) - data).max() < 1e-5
     code, _, err = cli("-v", "separate", str(song), "--model", cfg.out, "--no-gate", "-o", str(tmp_path / "open"))
     assert code == 0 and "detected" not in err, err
-    code, _, err = cli("separate", "-", "--model", cfg.out, "-o", str(tmp_path / "stdin"))
-    assert code == 2 and "--no-gate" in err
+    # from stdin too: the detector and the separator read the same buffered bytes
+    code, out, err = run_cli("-q", "separate", "-", "--model", cfg.out, "--bits", "float", "-o", str(tmp_path / "piped"),
+                             "--jsonl", stdin=song.read_bytes())
+    assert code == 0, err
+    assert np.abs(sum(sf.read(p)[0] for p in (tmp_path / "piped" / "stdin").iterdir()) - data).max() < 1e-5
 
 
 def test_train_demucs_architecture_then_separate_with_it(bank, cli, tmp_path):  # noqa: F811
@@ -252,7 +255,7 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert code == 0, err
     gated = json.loads(out)
     assert gated["gate"] == "oracle" and gated["overall"]["stems"] == 6
-    code, out, err = cli(*args)
+    code, out, err = cli(*args, "--gate", "none")
     assert code == 0, err
     ungated = json.loads(out)
     assert ungated["gate"] is None
@@ -260,6 +263,10 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert code == 0, err
     everything = json.loads(out)  # every family passes a zero threshold: the same as no gate
     assert everything["gate"] == "detect:detect-cnn" and everything["overall"] == ungated["overall"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    default = json.loads(out)  # the shipped default was trained gated: the detector gates it unless told
+    assert default["gate"] == "detect:detect-cnn" and default["gate_threshold"] == separators.GATE_THRESHOLD
     code, _, err = cli(*args, "--gate", "psychic")
     assert code == 2 and "--gate" in err
 

@@ -79,6 +79,12 @@ def _source(path: str):
     return io.BytesIO(_stdin_cache)
 
 
+def buffer_stdin() -> None:
+    """Read stdin's audio now, so that every later reader (worker processes forked after this too)
+    gets the same bytes: for commands that read their input twice."""
+    _source(STDIN)
+
+
 def _open(path: str) -> sf.SoundFile:
     if path != STDIN:
         try:

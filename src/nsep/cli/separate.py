@@ -89,7 +89,7 @@ def separate(
     named = _named_families(families, bool(gate), model_)
     by_default = gate is None and model_.gated and named is None
     gate = bool(gate) or by_default
-    present = _detected(files, detect_model, gate_threshold, device, model_, by_default) if gate else {}
+    present = _detected(files, detect_model, gate_threshold, device, model_) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}
     for path in common.each_input(files, reporter, "separate"):
@@ -132,17 +132,14 @@ def _named_families(families: str | None, gate: bool, separator) -> set[str] | N
 
 
 def _detected(files: list[str], detect_model: str | None, threshold: float | None, device: str,
-              separator, by_default: bool = False) -> dict[str, set[str]]:
+              separator) -> dict[str, set[str]]:
     """The families the detector finds in each file (files it cannot read are left out: they fail later)."""
-    from nsep import detection
-    from nsep.errors import UsageError
+    from nsep import audio, detection
     from nsep.models import registry
     from nsep.models import separator as separators
 
-    if "-" in files:
-        why = f"{separator.name} separates with --gate by default" if by_default else "--gate"
-        raise UsageError(f"{why}, which reads each file twice, so it cannot take audio on stdin"
-                         + (" (use --no-gate)" if by_default else ""))
+    if audio.STDIN in files:
+        audio.buffer_stdin()  # read twice: by the detector, then by the separator
     separator.gate(set())  # refuses models that cannot be gated, before any work
     detector = registry.load(detect_model, "detect", device)
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD if threshold is None else threshold)
