@@ -87,8 +87,8 @@ def separate(
     settings = separation.Settings(segment, overlap, shifts, batch_size or default_batch, seed)
     stemfiles.plan(model_.sources, wanted)  # unknown stem names fail before any work
     named = _named_families(families, bool(gate), model_)
-    by_default = gate is None and model_.gated and named is None
-    gate = bool(gate) or by_default
+    if gate is None:  # a model trained with --gated separates with the detector's gate unless told otherwise
+        gate = model_.gated and named is None
     present = _detected(files, detect_model, gate_threshold, device, model_) if gate else {}
     reporter = common.Reporter(fmt, _table)
     taken: dict[str, int] = {}

@@ -116,7 +116,7 @@ def validate(model: torch.nn.Module, batches, device: torch.device, gated: bool 
     for mix, stems, presence in batches:
         wave = mix[:, 0].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            estimate = (model(wave, gate(presence, 0.0).to(device)) if gated else model(wave)).float().cpu().numpy()
+            estimate = (model(wave, (presence > 0.5).to(device)) if gated else model(wave)).float().cpu().numpy()
         stems, playing = stems.numpy(), presence.numpy() > 0.5
         score = metrics.si_sdr(estimate, stems)
         baseline = metrics.si_sdr(np.broadcast_to(mix.numpy(), stems.shape), stems)
