@@ -88,3 +88,14 @@ def test_fine_tuning_starts_from_the_given_weights(bank: Path, tiny_run, tmp_pat
                         architecture="resnet18", device="cpu", init=str(start))
     with pytest.raises(UsageError, match="not a resnet18"):
         train(other, report=lambda event: None)
+
+
+def test_a_time_budget_stops_the_run_after_the_epoch_that_crosses_it(bank: Path, tmp_path):
+    cfg = TrainConfig(data=[str(bank)], out=str(tmp_path / "timed.pt"), families=["bass", "flute"], epochs=50,
+                      batch_size=16, augment=False, device="cpu", model_config={"width": 8}, steps_per_epoch=2,
+                      max_seconds=0.01)
+    events: list[dict] = []
+    train(cfg, report=events.append)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert len(epochs) == 1 and epochs[0]["lr"] < 1e-9  # annealed within the budget
+    assert {"event": "time_limit", "epoch": 1} in events

@@ -50,6 +50,8 @@ class _Reporter:
 
 DEVICES_OPTION = typer.Option(1, "--devices", min=1, help="Train in this many processes, one a GPU (on the CPU: "
                               "gloo); each takes its part of every batch. Not needed under torchrun.")
+MAX_MINUTES_OPTION = typer.Option(None, "--max-minutes", min=0.1, help="Training-time budget: the learning rate anneals "
+                                  "to zero within it, and the run stops after the epoch that crosses it.")
 
 
 def _rerun(argv: list[str]) -> None:
@@ -85,6 +87,7 @@ def classify(
     lr: float = typer.Option(2e-3, "--lr"),
     steps_per_epoch: int = typer.Option(None, "--steps-per-epoch", min=1, help="(default: one pass over the notes)"),
     patience: int = typer.Option(8, help="Stop after this many epochs without a better validation accuracy."),
+    max_minutes: float = MAX_MINUTES_OPTION,
     width: int = typer.Option(None, help="Channel width of the cnn architecture."),
     max_notes: int = typer.Option(None, "--max-notes", min=10, help="Use a random subset of the notes."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean notes only."),
@@ -117,7 +120,7 @@ def classify(
         cfg = TrainConfig(data=[str(d) for d in data], out=str(out), architecture=model, families=chosen, epochs=epochs,
                           batch_size=batch_size, lr=lr, patience=patience, steps_per_epoch=steps_per_epoch,
                           augment=not no_augment, mixup=mixup, lowpass=lowpass, teacher=teacher, distill=distill, init=init, seed=seed, device=device, model_config=config,
-                          max_notes=max_notes)
+                          max_notes=max_notes, max_seconds=max_minutes * 60 if max_minutes else None)
         with common.progress(None, "train") as bar:
             metrics = train(cfg, resume=resume, report=_Reporter(bar))
     common.log(f"best validation accuracy {metrics.get('valid_accuracy')} -> {out}")
@@ -151,6 +154,7 @@ def detect(
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
     patience: int = typer.Option(6, help="Stop after this many epochs without a better validation mAP."),
+    max_minutes: float = MAX_MINUTES_OPTION,
     valid_mixtures: int = typer.Option(512, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
     frame_weight: float = typer.Option(1.0, "--frame-weight", min=0.0, help="Weight of the frame-activity loss (cnn)."),
     width: int = typer.Option(None, help="Channel width of the cnn detector."),
@@ -181,7 +185,7 @@ def detect(
                        batch_size=batch_size, lr=lr, frame_weight=frame_weight, valid_mixtures=valid_mixtures,
                        patience=patience, augment=not no_augment, workers=workers, seed=seed, device=device,
                        model_config={"width": width} if width and model == "cnn" else {},
-                       init=str(init) if init else None)
+                       init=str(init) if init else None, max_seconds=max_minutes * 60 if max_minutes else None)
     _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         if model == "xgb":
@@ -221,7 +225,7 @@ def separate(
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
     patience: int = typer.Option(6, help="Stop after this many epochs without a better validation SI-SDRi."),
-    max_minutes: float = typer.Option(None, "--max-minutes", min=0.1, help="Stop after the epoch that crosses this training time."),
+    max_minutes: float = MAX_MINUTES_OPTION,
     valid_mixtures: int = typer.Option(256, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
     width: int = typer.Option(None, help="Channel width (unet, unet-bilstm, htdemucs) or band feature size (bandsplit)."),
     init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model)."),

@@ -12,7 +12,6 @@ shared out and gathered, and only the first process writes.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from nsep.evaluate_detect import run_seed
 from nsep.models import registry
 from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
 from nsep.taxonomy import NSYNTH_FAMILIES
+from nsep.train.schedule import TrainingSchedule
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = 64_000
@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "auto"
     model_config: dict = field(default_factory=dict)
     max_notes: int | None = None
+    max_seconds: float | None = None  # stop after the epoch that crosses this much training time
 
 
 @dataclass
@@ -208,10 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
         net = net.to(memory_format=torch.channels_last)
     steps = cfg.steps_per_epoch or max(1, len(train_notes) // cfg.batch_size)
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    schedule = TrainingSchedule(optimiser, steps, cfg.epochs, cfg.max_seconds)
     counts = torch.bincount(train_notes.labels, minlength=len(cfg.families)).float()
     weights = (1.0 / counts.clamp(min=1))[train_notes.labels]
     gen = torch.Generator(device=device)
@@ -239,6 +237,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
         model.train()
         gen.manual_seed(run_seed(cfg.seed, "augment", epoch, rank))
         began, running = time.time(), 0.0
+        schedule.begin_epoch()
         for step in range(steps):
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=sample_gen)
             index = index[rank * part : (rank + 1) * part]  # every process draws the whole batch and keeps its part
@@ -267,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             running += loss.item()
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        schedule.end_epoch()
         train_loss = distributed.all_sum([running])[0] / (steps * distributed.world())
         metrics = evaluate(net, valid_notes, device)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": metrics["loss"],
@@ -291,6 +291,9 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
                             "history": history, "best": best, "epoch": epoch, "stale": stale}, tmp)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
+            break
+        if schedule.out_of_time():
+            report({"event": "time_limit", "epoch": epoch + 1})
             break
     if main:
         from nsep.plot import curves_png

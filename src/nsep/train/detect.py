@@ -36,6 +36,7 @@ from nsep.models import registry
 from nsep.models.base import ModelInfo, Predictor, TorchPredictor
 from nsep.taxonomy import FAMILIES
 from nsep.train import state
+from nsep.train.schedule import TrainingSchedule
 
 MODES = ("seed", "music")
 # ``--model`` names -> registry architectures (``cnn`` is nsep's frame-level detector)
@@ -65,6 +66,7 @@ class DetectConfig:
     device: str = "auto"
     model_config: dict = field(default_factory=dict)
     init: str | None = None
+    max_seconds: float | None = None  # stop after the epoch that crosses this much training time
 
 
 def split_banks(folders: list[str]) -> tuple[list[Example], list[Example]]:
@@ -206,10 +208,8 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
     valid = list(mixture_loader(valid_notes, cfg.modes, cfg.valid_mixtures, run_seed(cfg.seed, "valid"), cfg.k,
                                 cfg.batch_size, workers, device, shuffle=False, rank=rank, world=world))
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps, total = cfg.steps_per_epoch, cfg.epochs * cfg.steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    steps = cfg.steps_per_epoch
+    schedule = TrainingSchedule(optimiser, steps, cfg.epochs, cfg.max_seconds)
     gen = torch.Generator(device=device)
     history: list[dict] = []
     best, start_epoch, stale = -1.0, 0, 0
@@ -232,6 +232,7 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         model.train()
         gen.manual_seed(run_seed(cfg.seed, "augment", epoch, rank))
         began, running = time.time(), 0.0
+        schedule.begin_epoch()
         batches = mixture_loader(train_notes, cfg.modes, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
                                  run_seed(cfg.seed, "train", epoch), cfg.k, part, workers, device, rank=rank, world=world)
         for step, (mix, presence, activity, _) in enumerate(batches):
@@ -246,6 +247,7 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
             running += _update(model, optimiser, schedule, loss)
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        schedule.end_epoch()
         train_loss = distributed.all_sum([running])[0] / (steps * world)
         net.eval()
         collected, valid_loss = validate(predictor, valid)
@@ -269,6 +271,9 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
             state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
+            break
+        if schedule.out_of_time():
+            report({"event": "time_limit", "epoch": epoch + 1})
             break
     if main and history:
         from nsep.plot import curves_png

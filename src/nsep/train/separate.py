@@ -32,6 +32,7 @@ from nsep.models import registry
 from nsep.models.base import ModelInfo
 from nsep.taxonomy import FAMILIES
 from nsep.train import state
+from nsep.train.schedule import TrainingSchedule
 from nsep.train.detect import auto_workers, load_init, split_banks
 
 SAMPLE_RATE = 16_000
@@ -152,16 +153,8 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     valid = list(loader(valid_notes, cfg, cfg.valid_mixtures, run_seed(cfg.seed, "valid"), (2, cfg.k[1]),
                         workers, device, shuffle=False))
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps, total = cfg.steps_per_epoch, cfg.epochs * cfg.steps_per_epoch
-    clock = {"seconds": 0.0}  # training time so far, for a cosine that ends with the time budget
-
-    def progress(step: int) -> float:
-        done = min(step, total) / total
-        if cfg.max_seconds:
-            done = max(done, min(1.0, clock["seconds"] / cfg.max_seconds))
-        return min(1.0, (step + 1) / steps) * 0.5 * (1 + math.cos(math.pi * done))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, progress)
+    steps = cfg.steps_per_epoch
+    schedule = TrainingSchedule(optimiser, cfg.steps_per_epoch, cfg.epochs, cfg.max_seconds)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="separate", labels=labels, sample_rate=SAMPLE_RATE,
         clip_samples=SEGMENT_SAMPLES, config=cfg.model_config,
@@ -169,18 +162,19 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
                   "gated": cfg.gated},
     )
     history: list[dict] = []
-    best, start_epoch, stale, trained_seconds = -math.inf, 0, 0, 0.0
+    best, start_epoch, stale = -math.inf, 0, 0
     if not resume:
         if main:
             log_path.unlink(missing_ok=True)
     elif last_path.exists():
         loop = state.restore_last(last_path, model, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
-        trained_seconds, info.metrics = loop["seconds"], loop["metrics"]
+        info.metrics = loop["metrics"]
     net, model = model, distributed.wrap(model, device)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         began, running = time.time(), 0.0
+        schedule.begin_epoch()
         batches = loader(train_notes, cfg, math.ceil(steps * cfg.batch_size / len(cfg.modes)),
                          run_seed(cfg.seed, "train", epoch), cfg.k, workers, device, store=store, batch_size=part,
                          rank=rank, world=world)
@@ -200,12 +194,10 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             optimiser.step()
             schedule.step()
             running += loss.item()
-            elapsed = time.time() - began  # the group's mean, so every process keeps the same schedule
-            clock["seconds"] = trained_seconds + distributed.all_sum([elapsed])[0] / world
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
         scores = validate(net, valid, device, cfg.gated)
-        trained_seconds += distributed.all_sum([time.time() - began])[0] / world
+        schedule.end_epoch()
         running = distributed.all_sum([running])[0] / world
         row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_si_sdr": scores["si_sdr"],
                "valid_si_sdri": scores["si_sdri"], "lr": schedule.get_last_lr()[0], "seconds": round(time.time() - began, 1)}
@@ -217,13 +209,12 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         else:
             stale += 1
         if main:
-            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
-                    "seconds": trained_seconds}
+            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics}
             state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
-        if cfg.max_seconds is not None and trained_seconds >= cfg.max_seconds:
+        if schedule.out_of_time():
             report({"event": "time_limit", "epoch": epoch + 1})
             break
     from nsep.plot import curves_png

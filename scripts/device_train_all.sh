@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# On the lent GPU machine: train the classifier, the gated separator and the detector side by side on
+# the one GPU, each from the shipped weights and within a training-time budget (--max-minutes, so
+# each anneals fully in the time it has). The runs are detached (setsid): they go on between calls
+# while the machine is held, so one call can launch them and later calls wait and collect.
+#   launch: render the carried fonts (scripts/device_train_classify.sh, RENDER_ONLY; a warm machine
+#           keeps earlier renders), start the three runs, then wait like `wait`.
+#   wait:   wait up to WAIT seconds (default 540) or until every run has ended, then pack weights,
+#           logs and curves into $OUT (runs still going are packed as they stand: best epoch so far).
+# Usage: EXCLUDE=.carry/exclude/TimGM6mb.sf2 MINUTES=12 bash scripts/device_train_all.sh launch
+#        WAIT=540 bash scripts/device_train_all.sh wait
+set -uo pipefail
+work=/tmp/train-all
+minutes=${MINUTES:-12}
+if [ "${1:-wait}" = launch ]; then
+  RENDER_ONLY=1 bash scripts/device_train_classify.sh || exit 1
+  source scripts/device_setup.sh
+  banks=()
+  for bank in datasets/gpu/*; do banks+=(--data "$bank"); done
+  mkdir -p "$work"
+  mv "$OUT"/*.json "$work"/ 2>/dev/null  # the render and split reports travel in the logs' archive
+  cap=$(( minutes * 60 * 2 + 300 ))  # a hard stop far beyond the budget, should a run hang
+  launch() {  # name, then the command; detached from this call, logging to $work/NAME.log
+    local name=$1; shift
+    setsid timeout "$cap" "$@" > "$work/$name.log" 2>&1 < /dev/null &
+    echo $! > "$work/$name.pid"
+  }
+  launch classify nsep train classify "${banks[@]}" --model cnn --init classify-cnn --teacher classify-ensemble \
+    --distill 0.5 --lowpass 0.3 --lr 5e-4 --steps-per-epoch 1200 --epochs 100 --patience 100 \
+    --max-minutes "$minutes" --out "$work/classify-cnn.pt" -y
+  sleep 90  # the classifier decodes every note first; let it move them to the GPU before the others load theirs
+  launch separate nsep train separate "${banks[@]}" --model unet-bilstm --init weights/separate-unet-bilstm.pt \
+    --gated --gate-extra 0.1 --lr 5e-4 --epochs 500 --steps-per-epoch 200 --patience 100 -j 6 \
+    --max-minutes "$minutes" --out "$work/separate-unet-bilstm.pt" -y
+  launch detect nsep train detect "${banks[@]}" --model cnn --init weights/detect-cnn.pt --lr 3e-4 \
+    --epochs 500 --steps-per-epoch 200 --batch-size 128 --patience 100 -j 6 \
+    --max-minutes "$minutes" --out "$work/detect-cnn.pt" -y
+fi
+SECONDS=0
+while [ "$SECONDS" -lt "${WAIT:-540}" ]; do
+  running=0
+  for pid in "$work"/*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null && running=1; done
+  [ "$running" = 1 ] || break
+  sleep 10
+done
+for log in "$work"/*.log; do echo "== $log"; tail -c 600 "$log"; echo; done
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
+free -g | head -2
+cp "$work"/*.pt "$OUT/" 2>/dev/null
+rm -f "$OUT"/*.last.pt
+tar -C "$work" -czf "$OUT/train-all-logs.tar.gz" --exclude='*.pt' .
+ls -la "$OUT"
