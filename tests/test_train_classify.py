@@ -99,3 +99,20 @@ def test_a_time_budget_stops_the_run_after_the_epoch_that_crosses_it(bank: Path,
     epochs = [e for e in events if e["event"] == "epoch"]
     assert len(epochs) == 1 and epochs[0]["lr"] < 1e-9  # annealed within the budget
     assert {"event": "time_limit", "epoch": 1} in events
+
+
+def test_library_balance_draws_every_bank_equally_often_within_a_family():
+    from nsep.train.classify import NoteSet, sampling_weights
+
+    # family 0: 6 notes in bank a, 2 in bank b; family 1: 4 notes in bank a only
+    labels = torch.tensor([0] * 8 + [1] * 4)
+    banks = ["a"] * 6 + ["b"] * 2 + ["a"] * 4
+    notes = NoteSet(torch.zeros(12, 4, dtype=torch.int16), labels, [f"{b}:x" for b in banks], banks)
+    by_family = sampling_weights(notes, "family")
+    assert by_family[:8].sum() == pytest.approx(by_family[8:].sum())  # families equally often
+    assert by_family[:6].sum() == pytest.approx(3 * by_family[6:8].sum())  # bank a dominates family 0
+    by_library = sampling_weights(notes, "library")
+    assert by_library[:8].sum() == pytest.approx(by_library[8:].sum())
+    assert by_library[:6].sum() == pytest.approx(by_library[6:8].sum())  # both banks alike within family 0
+    with pytest.raises(UsageError):
+        sampling_weights(notes, "instrument")

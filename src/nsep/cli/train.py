@@ -92,6 +92,8 @@ def classify(
     max_notes: int = typer.Option(None, "--max-notes", min=10, help="Use a random subset of the notes."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean notes only."),
     mixup: float = typer.Option(0.0, "--mixup", min=0.0, help="Mix each note with another at a Beta(A, A) weight, targets mixed alike (0: off)."),
+    balance: str = typer.Option("family", "--balance", help="Draw notes family-balanced (family) or also balanced "
+                                "across the --data banks within each family (library), so a large bank cannot crowd out the rest."),
     lowpass: float = typer.Option(0.0, "--lowpass", min=0.0, max=1.0, help="Share of notes band-limited at a random 2.5-7 kHz cutoff, as low-rate samples and lo-fi recordings are (0: off)."),
     init: str = typer.Option(None, "--init", help="Start from a trained classifier's weights (name or file, same architecture): fine-tuning."),
     teacher: str = typer.Option(None, "--teacher", help="Also learn a trained classifier's softened outputs (name or file, e.g. classify-ensemble): knowledge distillation."),
@@ -106,6 +108,8 @@ def classify(
     if out.exists() and not (overwrite or resume):
         raise OutputExistsError(str(out))
     chosen = _families(families)
+    if balance not in ("family", "library"):
+        raise UsageError(f"--balance {balance}: choose family or library")
     if model == "xgb" and devices > 1:
         raise UsageError("--devices applies to the neural models, not xgb")
     _spread(devices, batch_size)
@@ -120,7 +124,7 @@ def classify(
         cfg = TrainConfig(data=[str(d) for d in data], out=str(out), architecture=model, families=chosen, epochs=epochs,
                           batch_size=batch_size, lr=lr, patience=patience, steps_per_epoch=steps_per_epoch,
                           augment=not no_augment, mixup=mixup, lowpass=lowpass, teacher=teacher, distill=distill, init=init, seed=seed, device=device, model_config=config,
-                          max_notes=max_notes, max_seconds=max_minutes * 60 if max_minutes else None)
+                          max_notes=max_notes, max_seconds=max_minutes * 60 if max_minutes else None, balance=balance)
         with common.progress(None, "train") as bar:
             metrics = train(cfg, resume=resume, report=_Reporter(bar))
     common.log(f"best validation accuracy {metrics.get('valid_accuracy')} -> {out}")

@@ -1,8 +1,8 @@
 """Train a single-label family classifier on NSynth-format note banks.
 
 Notes are decoded once into an int16 tensor (on the training device when it is a GPU), batches
-are drawn family-balanced, augmented on the device, and validated each epoch on instruments the
-model never trains on. The best checkpoint by validation accuracy is kept.
+are drawn family-balanced (``balance="library"``: each bank equally often within a family too),
+augmented on the device, and validated each epoch on instruments the model never trains on. The best checkpoint by validation accuracy is kept.
 
 In a group of processes (:mod:`nsep.distributed`) every process draws the same batch and trains
 on its part of it, so a step sees the same notes whatever the number of processes; validation is
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -63,15 +64,17 @@ class TrainConfig:
     model_config: dict = field(default_factory=dict)
     max_notes: int | None = None
     max_seconds: float | None = None  # stop after the epoch that crosses this much training time
+    balance: str = "family"  # draw families equally often; "library": and each library within a family
 
 
 @dataclass
 class NoteSet:
-    """Decoded notes ``[N, T]`` int16, family indices and instrument keys."""
+    """Decoded notes ``[N, T]`` int16, family indices, instrument keys and the bank each note is from."""
 
     audio: torch.Tensor
     labels: torch.Tensor
     instruments: list[str]
+    banks: list[str]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,15 +102,32 @@ def load_notes(folders: list[str], families: list[str], seed: int, max_notes: in
         audio = np.stack(list(pool.map(_read_int16, [str(e.path) for e in examples])))
     labels = np.asarray([families.index(e.instrument_family_str) for e in examples])
     keys = [f"{e.dataset}:{e.instrument_str}" for e in examples]
+    banks = [str(e.dataset) for e in examples]
     is_valid = np.asarray([e.split == "valid" for e in examples])
     if not is_valid.any() or is_valid.all():
         raise UsageError("the note banks need a train/valid split by instrument (run `nsep data split`)")
 
     def subset(mask: np.ndarray) -> NoteSet:
         index = np.flatnonzero(mask)
-        return NoteSet(torch.from_numpy(audio[index]), torch.from_numpy(labels[index]), [keys[i] for i in index])
+        return NoteSet(torch.from_numpy(audio[index]), torch.from_numpy(labels[index]), [keys[i] for i in index],
+                       [banks[i] for i in index])
 
     return subset(~is_valid), subset(is_valid)
+
+
+def sampling_weights(notes: NoteSet, balance: str = "family") -> torch.Tensor:
+    """Each note's chance of being drawn: every family equally often; with ``balance="library"``,
+    also every library (bank) equally often within a family, so a large library cannot crowd out
+    the rest."""
+    families = notes.labels
+    if balance == "family":
+        counts = torch.bincount(families).float()
+        return 1.0 / counts[families]
+    if balance != "library":
+        raise UsageError(f"balance {balance!r}: choose family or library")
+    cells = Counter(zip(notes.banks, families.tolist()))
+    per_family = Counter(family for _, family in cells)  # banks that hold each family
+    return torch.tensor([1.0 / (per_family[f] * cells[(bank, f)]) for bank, f in zip(notes.banks, families.tolist())])
 
 
 def _to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -210,8 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
     steps = cfg.steps_per_epoch or max(1, len(train_notes) // cfg.batch_size)
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = TrainingSchedule(optimiser, steps, cfg.epochs, cfg.max_seconds)
-    counts = torch.bincount(train_notes.labels, minlength=len(cfg.families)).float()
-    weights = (1.0 / counts.clamp(min=1))[train_notes.labels]
+    weights = sampling_weights(train_notes, cfg.balance)
     gen = torch.Generator(device=device)
     sample_gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
