@@ -20,6 +20,7 @@ def test_list_shows_bundled_and_test_models_with_their_place(cli, server, model_
     assert rows["blob"] == {"name": "blob", "task": "classify", "architecture": "cnn", "size": 200_000,
                             "where": "missing", "metric": "accuracy 0.5"}
     assert rows["htdemucs"]["size"] == 84_141_911 and rows["htdemucs_ft"]["size"] is None
+    assert rows["separate-unet-bilstm"]["metric"].startswith("validation.valid.si_sdri ")  # the gain, not raw SI-SDR
     assert server.requests == []
 
 

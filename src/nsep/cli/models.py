@@ -47,9 +47,14 @@ def _size(model: repo.ModelEntry) -> int | None:
     return total
 
 
+# shown ahead of their siblings: a separator's gain over the mix says more than its raw SI-SDR
+_PREFERRED = ("si_sdri",)
+
+
 def _headline(metrics: dict[str, Any], prefix: str = "") -> str:
-    """The first numeric metric as ``name value``, looking into nested groups."""
-    for key, value in metrics.items():
+    """The first numeric metric (a preferred one first) as ``name value``, looking into nested groups."""
+    ordered = sorted(metrics.items(), key=lambda item: item[0] not in _PREFERRED)
+    for key, value in ordered:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return f"{prefix}{key} {value:g}"
         if isinstance(value, dict) and (inner := _headline(value, f"{prefix}{key}.")):
