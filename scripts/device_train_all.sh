@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # On the lent GPU machine: train the classifier, the gated separator and the detector side by side on
-# the one GPU, each from the shipped weights and within a training-time budget (--max-minutes, so
-# each anneals fully in the time it has). The runs are detached (setsid): they go on between calls
-# while the machine is held, so one call can launch them and later calls wait and collect.
+# the one GPU, each within a training-time budget (--max-minutes, so each anneals fully in the time
+# it has). The runs are detached (setsid): they go on between calls while the machine is held, so
+# one call can launch them and later calls wait and collect.
 #   launch: render the carried fonts (scripts/device_train_classify.sh, RENDER_ONLY; a warm machine
-#           keeps earlier renders), start the three runs, then wait like `wait`.
-#   wait:   wait up to WAIT seconds (default 540) or until every run has ended, then pack weights,
-#           logs and curves into $OUT (runs still going are packed as they stand: best epoch so far).
+#           keeps earlier renders), start the runs, then wait like `wait`.
+#   wait:   wait until WAIT seconds (default 540) after this call began or until every run has
+#           ended, then pack weights, logs and curves into $OUT (runs still going are packed as
+#           they stand: best epoch so far).
+# RUNS picks the runs (default "classify separate detect"); CLASSIFY, SEPARATE and DETECT replace
+# each run's options (defaults below: the ninth session's, from the shipped weights).
 # Usage: EXCLUDE=.carry/exclude/TimGM6mb.sf2 MINUTES=12 bash scripts/device_train_all.sh launch
 #        WAIT=540 bash scripts/device_train_all.sh wait
+# Carry (64 MiB a call, the tracked tree included): see docs/DATA.md, "Training on a lent GPU".
 set -uo pipefail
 work=/tmp/train-all
 minutes=${MINUTES:-12}
@@ -25,18 +29,24 @@ if [ "${1:-wait}" = launch ]; then
     setsid timeout "$cap" "$@" > "$work/$name.log" 2>&1 < /dev/null &
     echo $! > "$work/$name.pid"
   }
-  launch classify nsep train classify "${banks[@]}" --model cnn --init classify-cnn --teacher classify-ensemble \
-    --distill 0.5 --lowpass 0.3 --lr 5e-4 --steps-per-epoch 1200 --epochs 100 --patience 100 \
-    --max-minutes "$minutes" --out "$work/classify-cnn.pt" -y
-  sleep 90  # the classifier decodes every note first; let it move them to the GPU before the others load theirs
-  launch separate nsep train separate "${banks[@]}" --model unet-bilstm --init weights/separate-unet-bilstm.pt \
-    --gated --gate-extra 0.1 --lr 5e-4 --epochs 500 --steps-per-epoch 200 --patience 100 -j 6 \
-    --max-minutes "$minutes" --out "$work/separate-unet-bilstm.pt" -y
-  launch detect nsep train detect "${banks[@]}" --model cnn --init weights/detect-cnn.pt --lr 3e-4 \
-    --epochs 500 --steps-per-epoch 200 --batch-size 128 --patience 100 -j 6 \
-    --max-minutes "$minutes" --out "$work/detect-cnn.pt" -y
+  runs=" ${RUNS:-classify separate detect} "
+  if [[ $runs == *" classify "* ]]; then
+    read -ra options <<<"${CLASSIFY:---model cnn --init classify-cnn --teacher classify-ensemble --distill 0.5 --lowpass 0.3 --lr 5e-4 --steps-per-epoch 1200}"
+    launch classify nsep train classify "${banks[@]}" "${options[@]}" --epochs 100 --patience 100 \
+      --max-minutes "$minutes" --out "$work/classify-cnn.pt" -y
+    sleep 90  # the classifier decodes every note first; let it move them to the GPU before the others load theirs
+  fi
+  if [[ $runs == *" separate "* ]]; then
+    read -ra options <<<"${SEPARATE:---model unet-bilstm --init weights/separate-unet-bilstm.pt --gated --gate-extra 0.1 --lr 5e-4 -j 6}"
+    launch separate nsep train separate "${banks[@]}" "${options[@]}" --epochs 500 --steps-per-epoch 200 \
+      --patience 100 --max-minutes "$minutes" --out "$work/separate-unet-bilstm.pt" -y
+  fi
+  if [[ $runs == *" detect "* ]]; then
+    read -ra options <<<"${DETECT:---model cnn --init weights/detect-cnn.pt --lr 3e-4 --batch-size 128 -j 6}"
+    launch detect nsep train detect "${banks[@]}" "${options[@]}" --epochs 500 --steps-per-epoch 200 \
+      --patience 100 --max-minutes "$minutes" --out "$work/detect-cnn.pt" -y
+  fi
 fi
-SECONDS=0
 while [ "$SECONDS" -lt "${WAIT:-540}" ]; do
   running=0
   for pid in "$work"/*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null && running=1; done
