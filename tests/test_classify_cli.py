@@ -67,3 +67,9 @@ def test_usage_errors_exit_2(cli, make_audio, model_file):
     assert cli("classify", str(a), "--model", model_file, "--json", "--csv")[0] == 2
     assert cli("classify", str(a), "--model", "no-such-model")[0] == 2
     assert cli("classify")[0] == 2
+
+
+@pytest.mark.parametrize("option", [("--balance", "library"), ("--max-minutes", "5")])
+def test_train_options_of_the_networks_are_refused_for_xgb(cli, tmp_path, option):
+    code, _, err = cli("train", "classify", "--data", str(tmp_path), "--out", str(tmp_path / "m.ubj"), "--model", "xgb", *option)
+    assert code == 2 and f"{option[0]} applies to the neural models, not xgb" in err

@@ -110,6 +110,8 @@ def classify(
     chosen = _families(families)
     if balance not in ("family", "library"):
         raise UsageError(f"--balance {balance}: choose family or library")
+    if model == "xgb" and (balance != "family" or max_minutes):
+        raise UsageError(f"{'--balance' if balance != 'family' else '--max-minutes'} applies to the neural models, not xgb")
     if model == "xgb" and devices > 1:
         raise UsageError("--devices applies to the neural models, not xgb")
     _spread(devices, batch_size)
