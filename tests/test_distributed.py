@@ -91,6 +91,8 @@ def test_devices_option_checks_its_arguments(cli, bank, tmp_path):  # noqa: F811
     assert code == 2 and "does not split evenly over 2 processes" in err
     code, _, err = cli(*args, "--devices", "2", "--model", "xgb")
     assert code == 2 and "--devices applies to the neural models" in err
+    code, _, err = cli(*args, "--max-minutes", "5", "--model", "xgb")
+    assert code == 2 and "--max-minutes applies to the neural models" in err
 
 
 def test_processes_of_a_group_refuse_to_share_stdin(cli, monkeypatch):

@@ -184,8 +184,9 @@ def detect(
         raise OutputExistsError(str(out))
     if model not in (*ARCHITECTURES, "xgb"):
         raise UsageError(f"--model {model}: choose one of {', '.join((*ARCHITECTURES, 'xgb'))}")
-    if model == "xgb" and (init or devices > 1):
-        raise UsageError(f"{'--init' if init else '--devices'} applies to the neural models, not xgb")
+    if model == "xgb" and (init or devices > 1 or max_minutes):
+        which = "--init" if init else "--devices" if devices > 1 else "--max-minutes"
+        raise UsageError(f"{which} applies to the neural models, not xgb")
     cfg = DetectConfig(data=[str(d) for d in data], out=str(out), architecture=ARCHITECTURES.get(model, model),
                        modes=parse_modes(mode), k=parse_k(k), epochs=epochs, steps_per_epoch=steps_per_epoch,
                        batch_size=batch_size, lr=lr, frame_weight=frame_weight, valid_mixtures=valid_mixtures,
