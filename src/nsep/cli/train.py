@@ -110,10 +110,9 @@ def classify(
     chosen = _families(families)
     if balance not in ("family", "library"):
         raise UsageError(f"--balance {balance}: choose family or library")
-    if model == "xgb" and (balance != "family" or max_minutes):
-        raise UsageError(f"{'--balance' if balance != 'family' else '--max-minutes'} applies to the neural models, not xgb")
-    if model == "xgb" and devices > 1:
-        raise UsageError("--devices applies to the neural models, not xgb")
+    if model == "xgb" and (devices > 1 or balance != "family" or max_minutes):
+        which = "--devices" if devices > 1 else "--balance" if balance != "family" else "--max-minutes"
+        raise UsageError(f"{which} applies to the neural models, not xgb")
     _spread(devices, batch_size)
     if model == "xgb":
         from nsep.train.xgb import train_xgb

@@ -2,7 +2,8 @@
 
 Notes are decoded once into an int16 tensor (on the training device when it is a GPU), batches
 are drawn family-balanced (``balance="library"``: each bank equally often within a family too),
-augmented on the device, and validated each epoch on instruments the model never trains on. The best checkpoint by validation accuracy is kept.
+augmented on the device, and validated each epoch on instruments the model never trains on. The
+best checkpoint by validation accuracy is kept.
 
 In a group of processes (:mod:`nsep.distributed`) every process draws the same batch and trains
 on its part of it, so a step sees the same notes whatever the number of processes; validation is

@@ -154,7 +154,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
                         workers, device, shuffle=False))
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.steps_per_epoch
-    schedule = TrainingSchedule(optimiser, cfg.steps_per_epoch, cfg.epochs, cfg.max_seconds)
+    schedule = TrainingSchedule(optimiser, steps, cfg.epochs, cfg.max_seconds)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="separate", labels=labels, sample_rate=SAMPLE_RATE,
         clip_samples=SEGMENT_SAMPLES, config=cfg.model_config,
@@ -196,8 +196,8 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             running += loss.item()
             if step % 10 == 9 or step == steps - 1:
                 report({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "loss": running / (step + 1)})
+        schedule.end_epoch()  # validation is not training time, as in the other trainers
         scores = validate(net, valid, device, cfg.gated)
-        schedule.end_epoch()
         running = distributed.all_sum([running])[0] / world
         row = {"epoch": epoch + 1, "train_loss": running / steps, "valid_si_sdr": scores["si_sdr"],
                "valid_si_sdri": scores["si_sdri"], "lr": schedule.get_last_lr()[0], "seconds": round(time.time() - began, 1)}
