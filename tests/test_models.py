@@ -112,6 +112,37 @@ def test_a_named_model_loads_through_the_manifest_and_a_tampered_file_is_refused
         registry.load("classify-tiny", "classify", "cpu")
 
 
+def test_averaging_fine_tunes_gives_the_mean_of_their_tensors(tmp_path, cli):
+    paths = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        info = _info("cnn", {"width": 8})
+        info.training = {"gated": True, "seed": seed}
+        info.thresholds = [0.1 * (seed + 1)] * len(LABELS)
+        path = tmp_path / f"tune{seed}.pt"
+        save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": 8}), info)
+        paths.append(path)
+    out = tmp_path / "average.pt"
+    code, stdout, stderr = cli("models", "average", *map(str, paths), "-o", str(out), "--float16")
+    assert code == 0 and stdout.strip() == str(out), stderr
+    info, state = read_checkpoint(out)
+    states = [read_checkpoint(p)[1] for p in paths]
+    weight = "backbone.stem.0.weight"
+    assert state[weight].dtype == torch.float16
+    assert torch.allclose(state[weight].float(), torch.stack([s[weight] for s in states]).mean(0), atol=1e-3)
+    counter = "backbone.stem.1.num_batches_tracked"
+    assert torch.equal(state[counter], states[0][counter])  # integer buffers: the first member's
+    assert info.training["gated"] is True and "seed" not in info.training  # what all members agree on
+    assert len(info.training["averaged"]) == 3 and info.thresholds == pytest.approx([0.2] * len(LABELS))
+    assert registry.load(str(out), "classify", "cpu").predict(torch.randn(2, 64_000)).shape == (2, len(LABELS))
+    assert cli("models", "average", *map(str, paths), "-o", str(out))[0] == 1  # exists: not overwritten
+    other = tmp_path / "wider.pt"
+    save_checkpoint(other, registry.build("cnn", len(LABELS), {"width": 12}), _info("cnn", {"width": 12}))
+    code, _, stderr = cli("models", "average", str(paths[0]), str(other), "-o", str(tmp_path / "x.pt"))
+    assert code == 2 and "not the same network" in stderr and not (tmp_path / "x.pt").exists()
+    assert cli("models", "average", str(paths[0]), "-o", str(tmp_path / "x.pt"))[0] == 2  # one member
+
+
 def test_an_ensemble_gives_the_mean_of_its_members_probabilities(tmp_path, cli):
     paths = []
     for seed, width in ((0, 8), (1, 12)):

@@ -1,4 +1,5 @@
-"""``nsep models``: list, inspect, download, verify and locate model weights; combine classifiers; clear the cache."""
+"""``nsep models``: list, inspect, download, verify and locate model weights; combine classifiers; average
+fine-tunes; clear the cache."""
 
 from __future__ import annotations
 
@@ -209,6 +210,29 @@ def combine(members: list[str] = typer.Argument(..., help="Classifier names or w
     else:
         sys.stdout.write(f"{out}\n")
     common.log(f"{len(paths)} classifiers -> {out} ({_megabytes(record['bytes'])})")
+
+
+@app.command("average")
+def average(members: list[str] = typer.Argument(..., help="Model names or weights files of one network (two or more fine-tunes from one start).",
+                                                show_default=False),
+            out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
+            float16: bool = typer.Option(False, "--float16", help="Store the averaged tensors as float16 (half the size)."),
+            overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),
+            json_: bool = JSON_OPTION) -> None:
+    """Average the weights of fine-tunes of one network into one network (costs one network to run)."""
+    from nsep.models.average import average as write_average
+
+    if out.exists() and not overwrite:
+        raise OutputExistsError(str(out))
+    paths = [Path(m) if Path(m).is_file() else repo.fetch(repo.entry(m)) for m in members]
+    info = write_average(paths, out, float16)
+    record = {"out": str(out), "members": [str(p) for p in paths], "task": info.task,
+              "architecture": info.architecture, "bytes": out.stat().st_size}
+    if json_:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"{out}\n")
+    common.log(f"{len(paths)} {info.architecture} networks averaged -> {out} ({_megabytes(record['bytes'])})")
 
 
 def _removed_table(records: list[dict[str, Any]]) -> Table:

@@ -157,6 +157,11 @@ class TorchPredictor(Predictor):
 
 def save_checkpoint(path: Path, module: nn.Module, info: ModelInfo) -> None:
     """Write a checkpoint dict (atomically) that :func:`read_checkpoint` can load safely."""
+    save_state(path, {k: v.detach().cpu() for k, v in module.state_dict().items()}, info)
+
+
+def save_state(path: Path, state: dict[str, torch.Tensor], info: ModelInfo) -> None:
+    """:func:`save_checkpoint` for a state dict of CPU tensors."""
     from nsep.audio import atomic_output
 
     payload = {
@@ -171,7 +176,7 @@ def save_checkpoint(path: Path, module: nn.Module, info: ModelInfo) -> None:
         "frame_thresholds": info.frame_thresholds,
         "metrics": info.metrics,
         "training": info.training,
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "state_dict": state,
     }
     with atomic_output(path, overwrite=True) as tmp:
         torch.save(payload, tmp)
