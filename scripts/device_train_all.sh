@@ -8,6 +8,8 @@
 #   wait:   wait until WAIT seconds (default 540) after this call began or until every run has
 #           ended, then pack weights, logs and curves into $OUT (runs still going are packed as
 #           they stand: best epoch so far).
+# The best checkpoints and their logs are copied into $OUT while waiting, so a call that is cut off
+# (the session's device time ends) still brings them back. MINUTES is a whole number.
 # RUNS picks the runs (default "classify separate detect"); CLASSIFY, SEPARATE and DETECT replace
 # each run's options (defaults below: the ninth session's, from the shipped weights).
 # Usage: EXCLUDE=.carry/exclude/TimGM6mb.sf2 MINUTES=12 bash scripts/device_train_all.sh launch
@@ -16,6 +18,7 @@
 set -uo pipefail
 work=/tmp/train-all
 minutes=${MINUTES:-12}
+[[ $minutes =~ ^[0-9]+$ ]] || { echo "MINUTES must be a whole number of minutes, not '$minutes'" >&2; exit 2; }
 if [ "${1:-wait}" = launch ]; then
   RENDER_ONLY=1 bash scripts/device_train_classify.sh || exit 1
   source scripts/device_setup.sh
@@ -51,6 +54,8 @@ while [ "$SECONDS" -lt "${WAIT:-540}" ]; do
   running=0
   for pid in "$work"/*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null && running=1; done
   [ "$running" = 1 ] || break
+  # the best epochs so far, in $OUT all along: a call cut off when the session's device time ends still returns them
+  for best in "$work"/*.pt; do [[ $best == *.last.pt ]] || cp "$best" "${best%.pt}.log.jsonl" "$OUT/" 2>/dev/null; done
   sleep 10
 done
 for log in "$work"/*.log; do echo "== $log"; tail -c 600 "$log"; echo; done
