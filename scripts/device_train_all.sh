@@ -55,7 +55,7 @@ while [ "$SECONDS" -lt "${WAIT:-540}" ]; do
   for pid in "$work"/*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null && running=1; done
   [ "$running" = 1 ] || break
   # the best epochs so far, in $OUT all along: a call cut off when the session's device time ends still returns them
-  for best in "$work"/*.pt; do [[ $best == *.last.pt ]] || cp "$best" "${best%.pt}.log.jsonl" "$OUT/" 2>/dev/null; done
+  for best in "$work"/*.pt; do [[ $best == *.last.pt ]] || cp -u "$best" "${best%.pt}.log.jsonl" "$OUT/" 2>/dev/null; done
   sleep 10
 done
 for log in "$work"/*.log; do echo "== $log"; tail -c 600 "$log"; echo; done
