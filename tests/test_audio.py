@@ -44,6 +44,27 @@ def test_save_load_round_trip(tmp_path: Path, ext: str, bits: str, subtype: str,
     assert torch.allclose(loaded.samples, original, atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("bits,full", [("16", 1 << 15), ("24", 1 << 23)])
+def test_integer_samples_round_to_the_nearest_step(tmp_path: Path, bits: str, full: int) -> None:
+    rng = np.random.default_rng(0)
+    steps = rng.integers(-full, full, 4000)
+    offsets = rng.uniform(-0.2, 0.2, 4000)  # float32 holds 24-bit samples to half a step
+    wave = torch.from_numpy(((steps + offsets) / full).astype(np.float32)).reshape(2, -1)
+    data, clipped = audio.to_pcm(wave, bits)
+    assert clipped == 0 and data.shape == (2000, 2)
+    path = tmp_path / "x.wav"
+    sf.write(path, data, 8000, subtype=audio.SUBTYPES[bits])
+    read, _ = sf.read(path, dtype="float64")
+    assert np.array_equal(np.rint(read.T.reshape(-1) * full), steps)  # no half-step bias, unlike libsndfile's own
+
+
+def test_full_scale_is_counted_and_clipped() -> None:
+    data, clipped = audio.to_pcm(torch.tensor([[1.5, -1.5, 1.0, -1.0, 0.25]]), "16")
+    assert clipped == 2 and data[:, 0].tolist() == [32767, -32768, 32767, -32768, 8192]
+    floats, clipped = audio.to_pcm(torch.tensor([[1.5, -0.5]]), "float")
+    assert clipped == 0 and floats[:, 0].tolist() == [1.5, -0.5]
+
+
 def test_save_clips_integer_formats_and_refuses_what_it_cannot_write(tmp_path: Path) -> None:
     loud = torch.tensor([[2.0, -2.0, 0.5]])
     assert audio.load(str(audio.save(tmp_path / "a.wav", loud, 8000))).samples.abs().max() <= 1.0

@@ -285,12 +285,32 @@ def save(
     subtype = SUBTYPES[bits]
     if fmt == "FLAC" and subtype == "FLOAT":
         raise NsepError(f"{target}: FLAC cannot hold float samples (use .wav or 16/24 bits)")
-    data = samples.detach().to(torch.float32).cpu().numpy().T
-    if subtype != "FLOAT":
-        data = np.clip(data, -1.0, 1.0)
+    data, _ = to_pcm(samples.detach().cpu(), bits)
     with atomic_output(target, overwrite) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
     return target
+
+
+PCM_SCALE = {"16": (1 << 15, np.int16, 0), "24": (1 << 23, np.int32, 8)}  # full scale, container, shift
+
+
+def to_pcm(samples: torch.Tensor, bits: str) -> tuple[np.ndarray, int]:
+    """``[channels, frames]`` floats -> interleaved ``[frames, channels]`` samples for soundfile to
+    write as they are, and how many lay beyond full scale (clipped).
+
+    Integer formats are quantised here, rounding to the nearest step (libsndfile's own conversion
+    rounds towards minus infinity, a half-step bias, and costs more); 24-bit samples go in the top
+    three bytes of int32s, as libsndfile reads them. ``float`` passes through unclipped.
+    """
+    data = samples.numpy().T.astype(np.float32)
+    if bits == "float":
+        return data, 0
+    scale, dtype, shift = PCM_SCALE[bits]
+    clipped = int(np.count_nonzero(np.abs(data) > 1.0))
+    pcm = np.rint(data * np.float32(scale)).clip(-scale, scale - 1).astype(dtype)
+    if shift:
+        pcm <<= shift
+    return pcm, clipped
 
 
 def resample_stream(blocks: Iterator[torch.Tensor], orig: int, new: int, block: int) -> Iterator[torch.Tensor]:

@@ -107,13 +107,9 @@ class _StemWriters:
 
     def write(self, stems: dict[str, torch.Tensor]) -> None:
         for stem, samples in stems.items():
-            data = samples.numpy().T.astype(np.float32)
-            self.energy[stem] += float(np.square(data, dtype=np.float64).sum())
-            if self.output.bits != "float":
-                over = np.abs(data) > 1.0
-                if over.any():
-                    self.clipped += int(over.sum())
-                    data = np.clip(data, -1.0, 1.0)
+            self.energy[stem] += float(torch.linalg.vector_norm(samples)) ** 2
+            data, clipped = audio.to_pcm(samples, self.output.bits)
+            self.clipped += clipped
             self.files[stem].write(data)
 
     def merge_into_other(self, stems: list[str], rate: int, channels: int) -> None:
@@ -131,10 +127,8 @@ class _StemWriters:
                     blocks = [r.read(1 << 16, dtype="float32", always_2d=True) for r in readers]
                     if not len(blocks[0]):
                         break
-                    total = np.sum(blocks, axis=0)
-                    if self.output.bits != "float":
-                        total = np.clip(total, -1.0, 1.0)
-                    out.write(total)
+                    total = torch.from_numpy(np.sum(blocks, axis=0).T)
+                    out.write(audio.to_pcm(total, self.output.bits)[0])
         finally:
             for r in readers:
                 r.close()
