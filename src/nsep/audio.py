@@ -302,7 +302,7 @@ def to_pcm(samples: torch.Tensor, bits: str) -> tuple[np.ndarray, int]:
     rounds towards minus infinity, a half-step bias, and costs more); 24-bit samples go in the top
     three bytes of int32s, as libsndfile reads them. ``float`` passes through unclipped.
     """
-    data = samples.numpy().T.astype(np.float32)
+    data = samples.to(torch.float32).numpy().T
     if bits == "float":
         return data, 0
     scale, dtype, shift = PCM_SCALE[bits]
