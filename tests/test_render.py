@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from nsep.data import splits
 from nsep.data.nsynth import load_bank
 from nsep.data.plan import RenderConfig, plan
 from nsep.data.render import decimate2, render
+from nsep.data.sfwriter import Zone, soundfont_bytes
 from nsep.data.soundfont import library, presets, sample_signatures, shared_keys
 from nsep.errors import InputError, UsageError
 from nsep.taxonomy import FAMILIES, SOURCES, classify_program
@@ -210,3 +211,32 @@ def test_split_of_several_banks_keeps_a_program_on_one_side(bank: Path, tmp_path
             sides[(record["instrument_family_str"], record["program"])].add(record["split"])
     assert all(len(s) == 1 for s in sides.values())
     assert {s for v in sides.values() for s in v} == {"train", "valid"}
+
+
+@dataclass
+class _Sample:
+    name: str
+    audio: np.ndarray
+    loop: tuple[int, int] | None
+    rate: int
+
+
+def _font(path: Path, samples: list[_Sample]) -> Path:
+    """One preset per sample (program i plays sample i on keys 40-80)."""
+    instruments = [(s.name, [Zone(keys=(40, 80), sample=i, root_key=60)]) for i, s in enumerate(samples)]
+    path.write_bytes(soundfont_bytes(path.stem, samples, instruments, {(0, i): [i] for i in range(len(samples))}))
+    return path
+
+
+def test_a_copied_recording_is_found_renamed_relooped_and_at_another_rate(tmp_path: Path):
+    recording = (np.random.default_rng(0).standard_normal(4000) * 3000).astype(np.int16)
+    other = (np.random.default_rng(1).standard_normal(4000) * 3000).astype(np.int16)
+    silence = np.zeros(4000, np.int16)
+    test_font = _font(tmp_path / "test.sf2", [_Sample("Oboe C5", recording, (100, 3000), 44100),
+                                               _Sample("Hush", silence, None, 22050)])
+    # the same points under another name, loop and rate; a different recording; a silent sample
+    training_font = _font(tmp_path / "train.sf2", [_Sample("Qboe", recording, (10, 200), 44348),
+                                                   _Sample("Flute A4", other, (100, 2900), 44100),
+                                                   _Sample("Quiet", silence, (5, 50), 32000)])
+    shared = shared_keys(training_font, [test_font])
+    assert shared == {(0, 0): frozenset(range(40, 81))}

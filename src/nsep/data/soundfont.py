@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,6 +85,29 @@ def _pdta(path: Path) -> bytes:
     raise InputError(str(path), "not a SoundFont (no preset data)")
 
 
+def _sample_data_offset(path: Path) -> int | None:
+    """Where the 16-bit sample points (the ``smpl`` chunk of the ``sdta`` list) begin in the file."""
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        end = 8 + struct.unpack_from("<I", header, 4)[0]
+        position = 12
+        while position + 12 <= end:
+            handle.seek(position)
+            head = handle.read(12)
+            size = struct.unpack_from("<I", head, 4)[0]
+            if head[:4] == b"LIST" and head[8:12] == b"sdta":
+                inner, stop = position + 12, position + 8 + size
+                while inner + 8 <= stop:
+                    handle.seek(inner)
+                    chunk = handle.read(8)
+                    if chunk[:4] == b"smpl":
+                        return inner + 8
+                    inner += 8 + struct.unpack_from("<I", chunk, 4)[0]
+                return None
+            position += 8 + size + (size & 1)
+    return None
+
+
 def _records(path: Path, body: bytes, chunk: bytes, record: struct.Struct) -> list[tuple]:
     """The records of one pdta sub-chunk, without its terminal record."""
     for chunk_id, offset, size in _chunks(body, 0, len(body)):
@@ -130,8 +154,9 @@ def sample_signatures(path: str | Path) -> dict[tuple[int, int], dict[int, froze
     """For each (bank, program) preset and each key it plays, signatures of the samples it sounds.
 
     A sample's signatures are its name (case-folded) and, for uncompressed (.sf2) samples, its
-    length, loop length and sample rate: two fonts that share a signature very likely share a
-    recording, renamed or not (sf3's compressed samples are matched by name only).
+    length, loop length and sample rate, and a digest of its sample points: two fonts that share a
+    signature very likely share a recording, renamed, re-looped or re-pitched or not (sf3's
+    compressed samples are matched by name only).
     """
     path = Path(path)
     body = _pdta(path)
@@ -143,23 +168,31 @@ def sample_signatures(path: str | Path) -> dict[tuple[int, int], dict[int, froze
     instrument_zones = _zones(inst, 1, _records(path, body, b"ibag", BAG_RECORD),
                               _records(path, body, b"igen", GEN_RECORD), GEN_SAMPLE_ID)
 
-    def signatures(sample: int) -> set[tuple]:
+    data_offset = _sample_data_offset(path)
+
+    @functools.cache
+    def signatures(sample: int) -> frozenset[tuple]:
         name, start, end, loop_start, loop_end, rate, _, _, _, kind = shdr[sample]
         found = {("name", _name(name).casefold())}
         if not kind & _COMPRESSED:
             found.add(("frames", end - start, loop_end - loop_start, rate))
-        return found
+            if data_offset is not None and end > start:
+                handle.seek(data_offset + 2 * start)
+                points = handle.read(2 * (end - start))
+                if points.strip(b"\0"):  # silent samples say nothing of where a recording came from
+                    found.add(("points", hashlib.blake2b(points, digest_size=16).hexdigest()))
+        return frozenset(found)
 
     result: dict[tuple[int, int], dict[int, frozenset[tuple]]] = {}
-    for (_, program, bank, *_), zones in zip(phdr, preset_zones):
-        keys: dict[int, set[tuple]] = {}
-        for preset_keys, instrument in zones:
-            for sample_keys, sample in instrument_zones[instrument] if instrument < len(inst) else ():
-                if sample < len(shdr):
-                    found = signatures(sample)
-                    for key in set(preset_keys) & set(sample_keys):
-                        keys.setdefault(key, set()).update(found)
-        result[(bank, program)] = {key: frozenset(value) for key, value in keys.items()}
+    with open(path, "rb") as handle:
+        for (_, program, bank, *_), zones in zip(phdr, preset_zones):
+            keys: dict[int, set[tuple]] = {}
+            for preset_keys, instrument in zones:
+                for sample_keys, sample in instrument_zones[instrument] if instrument < len(inst) else ():
+                    if sample < len(shdr):
+                        for key in set(preset_keys) & set(sample_keys):
+                            keys.setdefault(key, set()).update(signatures(sample))
+            result[(bank, program)] = {key: frozenset(value) for key, value in keys.items()}
     return result
 
 
