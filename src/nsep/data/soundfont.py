@@ -15,9 +15,10 @@ import ctypes.util
 import functools
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -61,50 +62,49 @@ def presets(path: str | Path) -> list[Preset]:
     return _parse_pdta(path, _pdta(path))
 
 
+def _lists(path: Path, handle: BinaryIO) -> Iterator[tuple[bytes, int, int]]:
+    """(type, offset of the body, body size) of each top-level LIST chunk: INFO, sdta (samples), pdta."""
+    header = handle.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"sfbk":
+        raise InputError(str(path), "not a SoundFont (no RIFF sfbk header)")
+    end = 8 + struct.unpack_from("<I", header, 4)[0]
+    position = 12
+    while position + 12 <= end:
+        handle.seek(position)
+        head = handle.read(12)
+        size = struct.unpack_from("<I", head, 4)[0]
+        if head[:4] == b"LIST":
+            yield head[8:12], position + 12, size - 4
+        position += 8 + size
+        if size & 1:  # RIFF pads odd chunks, but some converters (sf3convert) do not
+            handle.seek(position)
+            position += handle.read(4) != b"LIST"
+
+
 def _pdta(path: Path) -> bytes:
     """The body of a SoundFont's ``pdta`` list (its presets, instruments and sample headers)."""
     try:
         with open(path, "rb") as handle:
-            header = handle.read(12)
-            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"sfbk":
-                raise InputError(str(path), "not a SoundFont (no RIFF sfbk header)")
-            end = 8 + struct.unpack_from("<I", header, 4)[0]
-            position = 12
-            while position + 12 <= end:  # top-level LIST chunks: INFO, sdta (the samples, skipped), pdta
-                handle.seek(position)
-                head = handle.read(12)
-                size = struct.unpack_from("<I", head, 4)[0]
-                if head[:4] == b"LIST" and head[8:12] == b"pdta":
-                    return handle.read(size - 4)
-                position += 8 + size
-                if size & 1:  # RIFF pads odd chunks, but some converters (sf3convert) do not
-                    handle.seek(position)
-                    position += handle.read(4) != b"LIST"
+            for kind, offset, size in _lists(path, handle):
+                if kind == b"pdta":
+                    handle.seek(offset)
+                    return handle.read(size)
     except OSError as err:
         raise InputError(str(path), f"cannot read SoundFont ({err.strerror})") from None
     raise InputError(str(path), "not a SoundFont (no preset data)")
 
 
-def _sample_data_offset(path: Path) -> int | None:
+def _sample_data_offset(path: Path, handle: BinaryIO) -> int | None:
     """Where the 16-bit sample points (the ``smpl`` chunk of the ``sdta`` list) begin in the file."""
-    with open(path, "rb") as handle:
-        header = handle.read(12)
-        end = 8 + struct.unpack_from("<I", header, 4)[0]
-        position = 12
-        while position + 12 <= end:
-            handle.seek(position)
-            head = handle.read(12)
-            size = struct.unpack_from("<I", head, 4)[0]
-            if head[:4] == b"LIST" and head[8:12] == b"sdta":
-                inner, stop = position + 12, position + 8 + size
-                while inner + 8 <= stop:
-                    handle.seek(inner)
-                    chunk = handle.read(8)
-                    if chunk[:4] == b"smpl":
-                        return inner + 8
-                    inner += 8 + struct.unpack_from("<I", chunk, 4)[0]
-                return None
-            position += 8 + size + (size & 1)
+    for kind, offset, size in _lists(path, handle):
+        if kind == b"sdta":
+            inner = offset
+            while inner + 8 <= offset + size:
+                handle.seek(inner)
+                chunk = handle.read(8)
+                if chunk[:4] == b"smpl":
+                    return inner + 8
+                inner += 8 + struct.unpack_from("<I", chunk, 4)[0]
     return None
 
 
@@ -168,23 +168,23 @@ def sample_signatures(path: str | Path) -> dict[tuple[int, int], dict[int, froze
     instrument_zones = _zones(inst, 1, _records(path, body, b"ibag", BAG_RECORD),
                               _records(path, body, b"igen", GEN_RECORD), GEN_SAMPLE_ID)
 
-    data_offset = _sample_data_offset(path)
-
-    @functools.cache
-    def signatures(sample: int) -> frozenset[tuple]:
-        name, start, end, loop_start, loop_end, rate, _, _, _, kind = shdr[sample]
-        found = {("name", _name(name).casefold())}
-        if not kind & _COMPRESSED:
-            found.add(("frames", end - start, loop_end - loop_start, rate))
-            if data_offset is not None and end > start:
-                handle.seek(data_offset + 2 * start)
-                points = handle.read(2 * (end - start))
-                if points.strip(b"\0"):  # silent samples say nothing of where a recording came from
-                    found.add(("points", hashlib.blake2b(points, digest_size=16).hexdigest()))
-        return frozenset(found)
-
     result: dict[tuple[int, int], dict[int, frozenset[tuple]]] = {}
     with open(path, "rb") as handle:
+        data_offset = _sample_data_offset(path, handle)
+
+        @functools.cache
+        def signatures(sample: int) -> frozenset[tuple]:
+            name, start, end, loop_start, loop_end, rate, _, _, _, kind = shdr[sample]
+            found = {("name", _name(name).casefold())}
+            if not kind & _COMPRESSED:
+                found.add(("frames", end - start, loop_end - loop_start, rate))
+                if data_offset is not None and end > start:
+                    handle.seek(data_offset + 2 * start)
+                    points = handle.read(2 * (end - start))
+                    if points.strip(b"\0"):  # silent samples say nothing of where a recording came from
+                        found.add(("points", hashlib.blake2b(points, digest_size=16).hexdigest()))
+            return frozenset(found)
+
         for (_, program, bank, *_), zones in zip(phdr, preset_zones):
             keys: dict[int, set[tuple]] = {}
             for preset_keys, instrument in zones:
