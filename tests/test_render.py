@@ -240,3 +240,6 @@ def test_a_copied_recording_is_found_renamed_relooped_and_at_another_rate(tmp_pa
                                                    _Sample("Quiet", silence, (5, 50), 32000)])
     shared = shared_keys(training_font, [test_font])
     assert shared == {(0, 0): frozenset(range(40, 81))}
+    with pytest.raises(UsageError, match="every chosen note sounds a sample of"):  # not "no preset matches"
+        render([training_font], tmp_path / "bank", RenderConfig(programs=(0,), pitches=(50, 60),
+                                                                exclude_shared_with=(str(test_font),)))

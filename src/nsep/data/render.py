@@ -186,6 +186,9 @@ def render(
     out = Path(out)
     instruments = plan(fonts, config)
     if not instruments:
+        if config.exclude_shared_with and plan(fonts, replace(config, exclude_shared_with=())):
+            raise UsageError("nothing to render: every chosen note sounds a sample of "
+                             f"{', '.join(map(str, config.exclude_shared_with))} (--exclude-shared-with)")
         raise UsageError("nothing to render: no preset of these fonts matches the chosen families and programs")
     (out / "audio").mkdir(parents=True, exist_ok=True)
     units = _units(instruments, config)
