@@ -99,21 +99,26 @@ def load_notes(folders: list[str], families: list[str], seed: int, max_notes: in
     if max_notes and len(examples) > max_notes:
         keep = np.random.default_rng(seed).choice(len(examples), max_notes, replace=False)
         examples = [examples[i] for i in sorted(keep)]
-    with ThreadPoolExecutor(8) as pool:
-        audio = np.stack(list(pool.map(_read_int16, [str(e.path) for e in examples])))
-    labels = np.asarray([families.index(e.instrument_family_str) for e in examples])
-    keys = [f"{e.dataset}:{e.instrument_str}" for e in examples]
-    banks = [str(e.dataset) for e in examples]
+    examples.sort(key=lambda e: e.split == "valid")  # train notes, then valid: each split is a view of one array
     is_valid = np.asarray([e.split == "valid" for e in examples])
     if not is_valid.any() or is_valid.all():
         raise UsageError("the note banks need a train/valid split by instrument (run `nsep data split`)")
+    audio = np.empty((len(examples), CLIP_SAMPLES), dtype=np.int16)  # filled in place: peak memory is the notes once
 
-    def subset(mask: np.ndarray) -> NoteSet:
-        index = np.flatnonzero(mask)
-        return NoteSet(torch.from_numpy(audio[index]), torch.from_numpy(labels[index]), [keys[i] for i in index],
-                       [banks[i] for i in index])
+    def decode(index: int) -> None:
+        audio[index] = _read_int16(str(examples[index].path))
 
-    return subset(~is_valid), subset(is_valid)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(decode, range(len(examples))))
+    labels = np.asarray([families.index(e.instrument_family_str) for e in examples])
+    keys = [f"{e.dataset}:{e.instrument_str}" for e in examples]
+    banks = [str(e.dataset) for e in examples]
+
+    def subset(part: slice) -> NoteSet:
+        return NoteSet(torch.from_numpy(audio[part]), torch.from_numpy(labels[part]), keys[part], banks[part])
+
+    n_train = int((~is_valid).sum())
+    return subset(slice(0, n_train)), subset(slice(n_train, None))
 
 
 def sampling_weights(notes: NoteSet, balance: str = "family") -> torch.Tensor:
