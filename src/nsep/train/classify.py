@@ -100,8 +100,8 @@ def load_notes(folders: list[str], families: list[str], seed: int, max_notes: in
         keep = np.random.default_rng(seed).choice(len(examples), max_notes, replace=False)
         examples = [examples[i] for i in sorted(keep)]
     examples.sort(key=lambda e: e.split == "valid")  # train notes, then valid: each split is a view of one array
-    is_valid = np.asarray([e.split == "valid" for e in examples])
-    if not is_valid.any() or is_valid.all():
+    n_train = sum(e.split != "valid" for e in examples)
+    if not 0 < n_train < len(examples):
         raise UsageError("the note banks need a train/valid split by instrument (run `nsep data split`)")
     audio = np.empty((len(examples), CLIP_SAMPLES), dtype=np.int16)  # filled in place: peak memory is the notes once
 
@@ -117,7 +117,6 @@ def load_notes(folders: list[str], families: list[str], seed: int, max_notes: in
     def subset(part: slice) -> NoteSet:
         return NoteSet(torch.from_numpy(audio[part]), torch.from_numpy(labels[part]), keys[part], banks[part])
 
-    n_train = int((~is_valid).sum())
     return subset(slice(0, n_train)), subset(slice(n_train, None))
 
 
