@@ -4,6 +4,8 @@ Usage: python scripts/register_model.py weights/classify-cnn.pt --name classify-
            --description "..." --training-data "..." --command "..." [--metrics KEY=FILE.json ...]
 Each metrics file is a JSON document (e.g. from `nsep eval ... --json`); its headline numbers are
 stored under KEY. Labels, sample rate and the architecture come from the weights file itself.
+`--gate-detector NAME` first records in a separator's weights file the detector its gate was chosen
+with (`nsep separate` and `nsep eval separate` gate with it unless given --detect-model).
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ def _info(path: Path) -> dict:
             "sample_rate": info.sample_rate, "valid": info.metrics}
 
 
+def _record_gate_detector(path: Path, detector: str) -> None:
+    from nsep.models.base import read_checkpoint, save_state
+
+    info, state = read_checkpoint(path)
+    if info.task != "separate":
+        raise SystemExit(f"{path}: --gate-detector is for separators, not {info.task} models")
+    info.training["gate_detector"] = detector
+    save_state(path, state, info)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path)
@@ -39,7 +51,10 @@ def main() -> None:
     parser.add_argument("--training-data", required=True)
     parser.add_argument("--command", required=True)
     parser.add_argument("--metrics", nargs="*", default=[], help="KEY=FILE.json")
+    parser.add_argument("--gate-detector", help="the detector a separator's gate was chosen with")
     args = parser.parse_args()
+    if args.gate_detector:
+        _record_gate_detector(args.file, args.gate_detector)
     info = _info(args.file)
     metrics = {"validation": info["valid"]} if info["valid"] else {}
     for item in args.metrics:
@@ -48,7 +63,8 @@ def main() -> None:
         metrics[key] = {k: data[k] for k in HEADLINE if k in data}  # headline numbers first (`nsep models list`)
     entry = repo.ModelEntry(name=args.name, task=info["task"], architecture=info["architecture"],
                             sample_rate=info["sample_rate"], channels=1, labels=info["labels"],
-                            description=args.description, training={"data": args.training_data, "command": args.command},
+                            description=args.description, training={"data": args.training_data, "command": args.command,
+                                      **({"gate_detector": args.gate_detector} if args.gate_detector else {})},
                             metrics=metrics)
     written = repo.register(entry, args.file, Path("weights/manifest.json"))
     print(f"{written.name}: {written.size} bytes, sha256 {written.sha256}")

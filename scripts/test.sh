@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# FluidSynth and General-MIDI SoundFonts render the synthetic training data the tests use.
+# FluidSynth and General-MIDI SoundFonts (and the Synthesis ToolKit's stk-demo) render the synthetic
+# training data the tests use.
 missing=()
-for package in fluidsynth fluid-soundfont-gm timgm6mb-soundfont; do
+for package in fluidsynth fluid-soundfont-gm timgm6mb-soundfont stk; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if ((${#missing[@]})); then

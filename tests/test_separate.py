@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,8 @@ def test_tiny_training_run_improves_si_sdr(bank, tmp_path):  # noqa: F811
 
 
 def test_gated_training_opens_the_playing_families_and_records_it(bank, cli, tmp_path):  # noqa: F811
-    from nsep.models.base import read_checkpoint
+    from nsep.models import registry
+    from nsep.models.base import read_checkpoint, save_state
     from nsep.train.separate import SeparateConfig, gate, train
 
     presence = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
@@ -188,8 +190,19 @@ def test_gated_training_opens_the_playing_families_and_records_it(bank, cli, tmp
     assert code == 0, err
     assert "detected" in err
     assert np.abs(sum(sf.read(p)[0] for p in (tmp_path / "gated" / "a").iterdir()) - data).max() < 1e-5
+    assert "gate: detect-cnn" in err  # no detector named with the model: the default one
     code, _, err = cli("-v", "separate", str(song), "--model", cfg.out, "--no-gate", "-o", str(tmp_path / "open"))
     assert code == 0 and "detected" not in err, err
+    # a model that names the detector its gate was chosen with is gated by that one unless told otherwise
+    info, state = read_checkpoint(tmp_path / "gated.pt")
+    info.training["gate_detector"] = str(tmp_path / "chosen-gate.pt")
+    save_state(tmp_path / "paired.pt", state, info)
+    shutil.copy(registry.locate("detect-cnn", "detect")[0], tmp_path / "chosen-gate.pt")
+    code, _, err = cli("-v", "separate", str(song), "--model", str(tmp_path / "paired.pt"), "-o", str(tmp_path / "paired"))
+    assert code == 0 and "gate: chosen-gate" in err, err
+    code, _, err = cli("-v", "separate", str(song), "--model", str(tmp_path / "paired.pt"), "--detect-model", "detect-cnn",
+                       "-o", str(tmp_path / "told"))
+    assert code == 0 and "gate: detect-cnn" in err, err
     # from stdin too: the detector and the separator read the same buffered bytes
     code, out, err = run_cli("-q", "separate", "-", "--model", cfg.out, "--bits", "float", "-o", str(tmp_path / "piped"),
                              "--jsonl", stdin=song.read_bytes())

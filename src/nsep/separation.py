@@ -62,6 +62,7 @@ class Separator(ABC):
     # 5.4 GB in tensors, 7.2 GB in nvidia-smi with 16 on an H100 (24: 8.0 and 9.7 GB)
     gpu_batch_size: int = 16
     gated: bool = False  # trained to separate among the families a detector finds: --gate by default
+    gate_detector: str | None = None  # the detector whose gate it was chosen with (None: the default detector)
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor: ...

@@ -101,6 +101,40 @@ def render(
     raise typer.Exit(reporter.finish())
 
 
+@app.command("stk")
+def stk_command(
+    output: Path = typer.Option(..., "--output", "-o", help="Bank folder to write (resumed if it exists)."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", help="Notes rendered at once (stk-demo processes)."),
+    families: str = typer.Option(None, "--families", help="Comma-separated families to render (default: all STK has)."),
+    sample_rate: int = typer.Option(16_000, "--sample-rate", "-r", help="Sample rate of the notes (Hz)."),
+    held: float = typer.Option(3.0, "--held", help="Seconds from note-on to note-off."),
+    release: float = typer.Option(1.0, "--release", help="Seconds kept after note-off."),
+    velocities: str = typer.Option("25,50,75,100,127", "--velocities", help="MIDI velocities."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    valid_fraction: float = typer.Option(0.15, "--valid-fraction", help="Share of instrument groups per family put in the valid split."),
+    split: str = typer.Option(None, "--split", help="Put every instrument in this split instead (e.g. test)."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Render the Synthesis ToolKit's physical and FM models (stk-demo) into an NSynth-format note bank."""
+    from nsep.data import stk
+    from nsep.data.plan import RenderConfig
+
+    config = RenderConfig(sample_rate=sample_rate, held=held, release=release,
+                          velocities=_ints(velocities, "--velocities"),
+                          families=_names(families) if families else RenderConfig.families, seed=seed)
+    if workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    with common.progress(None, "render") as bar:
+        task = bar.add_task("render", total=None)
+        summary = stk.render(output, config, workers, valid_fraction, split,
+                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    reporter = common.Reporter(common.output_format(json_, False, False), _summary_table)
+    reporter.add({"output": str(output), "instruments": summary.instruments, "planned": summary.planned,
+                  "rendered": summary.rendered, "skipped": summary.skipped, "silent": summary.silent,
+                  "seconds": round(summary.seconds, 1)})
+    raise typer.Exit(reporter.finish())
+
+
 @app.command("gus")
 def gus_command(
     config: Path = typer.Argument(..., help="TiMidity configuration listing the patches (FreePats: freepats.cfg)."),

@@ -170,7 +170,8 @@ def separate(
     gate: str = typer.Option(None, "--gate", help="Share each mixture out among some families only: `detect` "
                                                   "(those --detect-model finds) or `oracle` (those that play); `none`: "
                                                   "all (default: detect for models trained with --gated, else none)."),
-    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: detect-cnn)."),
+    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: the one the "
+                                                                            "model's gate was chosen with, else detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate detect (default: 0.05, as `nsep separate --gate`)."),
     device: str = DEVICE_OPTION,
@@ -207,7 +208,7 @@ def separate(
         from nsep.evaluate_separate import detector_gate
         from nsep.models import registry
 
-        detector = registry.load(detect_model, "detect", device)
+        detector = registry.load(detect_model or separator.gate_detector, "detect", device)
         if gate_threshold is None:
             gate_threshold = separators.GATE_THRESHOLD
         chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold))

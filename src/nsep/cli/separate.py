@@ -58,7 +58,8 @@ def separate(
     gate: bool = typer.Option(None, "--gate/--no-gate", help="Run the detector on each file first and share the mix out among "
                                                              "the families it finds only (nsep's own models; default: on for "
                                                              "models trained with --gated)."),
-    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: detect-cnn)."),
+    detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: the one the model's "
+                                                                            "gate was chosen with, else detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate (default: 0.05, chosen on validation mixtures)."),
     device: str = DEVICE_OPTION,
@@ -141,7 +142,8 @@ def _detected(files: list[str], detect_model: str | None, threshold: float | Non
     if audio.STDIN in files:
         audio.buffer_stdin()  # read twice: by the detector, then by the separator
     separator.gate(set())  # refuses models that cannot be gated, before any work
-    detector = registry.load(detect_model, "detect", device)
+    detector = registry.load(detect_model or separator.gate_detector, "detect", device)
+    common.log(f"gate: {detector.info.name}", level=1)
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD if threshold is None else threshold)
     found = {}
     for result in detection.run(detector, files, thresholds):

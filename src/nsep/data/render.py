@@ -206,7 +206,7 @@ def render(
             on_progress(done, summary.planned)
     write_examples(out, instruments, config, valid_fraction, split)
     summary.seconds = time.perf_counter() - start
-    _write_manifest(out, fonts, config, summary, {"valid_fraction": valid_fraction, "split": split})
+    write_manifest(out, fonts, config, summary, {"valid_fraction": valid_fraction, "split": split})
     return summary
 
 
@@ -278,7 +278,7 @@ def save_examples(out: Path, examples: dict[str, dict]) -> None:
         tmp.write_text(json.dumps(examples, indent=1))
 
 
-def _write_manifest(out: Path, fonts: list[str | Path], config: RenderConfig, summary: RenderSummary,
+def write_manifest(out: Path, fonts: list[str | Path], config: RenderConfig, summary: RenderSummary,
                     splitting: dict) -> None:
     manifest = {
         "nsep_version": __version__,

@@ -31,9 +31,9 @@ class TorchSeparator(Separator):
     """An nsep mask network (mono in, one stem per family out), with bf16 autocast on CUDA."""
 
     def __init__(self, module: nn.Module, name: str, sources: list[str], sample_rate: int, segment: float,
-                 device: torch.device, autocast: bool = True, gated: bool = False):
+                 device: torch.device, autocast: bool = True, gated: bool = False, gate_detector: str | None = None):
         self.module = module.to(device).eval()
-        self.gated = gated
+        self.gated, self.gate_detector = gated, gate_detector
         self.name, self.sources, self.sample_rate, self.segment = name, sources, sample_rate, segment
         self.channels, self.device, self.autocast = 1, device, autocast
         self.allowed: torch.Tensor | None = None
@@ -104,7 +104,7 @@ def _torch_separator(path: Path, name: str, device: torch.device, autocast: bool
         raise NsepError(f"{path}: weights do not fit architecture {info.architecture} ({err})") from None
     module = fold_batchnorm(module.eval())
     return TorchSeparator(module, name, list(info.labels), info.sample_rate, info.clip_seconds, device, autocast,
-                          gated=bool(info.training.get("gated", False)))
+                          gated=bool(info.training.get("gated", False)), gate_detector=info.training.get("gate_detector"))
 
 
 def load(name: str | None, device: str = "auto", autocast: bool = True) -> Separator:
