@@ -5,7 +5,8 @@ preview (drums, bass, vocal, other). Each mixture is separated at its own rate t
 engine; a family's estimate is the model's stem of that family, ``other`` is the mixture minus the
 estimates of the item's named families. Reported per stem: SI-SDR and SI-SDRi (over the mixture).
 
-With ``--gate detect`` each mixture is shared out among the families detect-cnn finds in it (as
+With ``--gate detect`` each mixture is shared out among the families the model's gate detector
+(``--detect-model``, else the one the model names, else detect-cnn) finds in it (as
 ``nsep separate --gate``); with ``--gate named``, among the item's named families (as ``nsep separate
 --families``).
 
@@ -38,7 +39,7 @@ def references(item: dict, realdev: Path) -> dict[str, torch.Tensor]:
     return dict(refs)
 
 
-def gates(gate: str | None, items: list[dict], realdev: Path) -> dict[str, set[str] | None]:
+def gates(gate: str | None, items: list[dict], realdev: Path, detector_name: str | None = None) -> dict[str, set[str] | None]:
     """Per item, the families its mixture is shared out among: None (all), the detector's, or its named ones."""
     if gate == "named":
         return {i["name"]: {FAMILY.get(s["family"], s["family"]) for s in i["sources"]} - {"other"} for i in items}
@@ -47,15 +48,15 @@ def gates(gate: str | None, items: list[dict], realdev: Path) -> dict[str, set[s
     from nsep import detection
     from nsep.models import registry
 
-    detector = registry.load("detect-cnn", "detect", "cpu")
+    detector = registry.load(detector_name, "detect", "cpu")
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
     results = detection.run(detector, [str(realdev / i["mixture"]) for i in items], thresholds, workers=0)
     return {i["name"]: set(thresholds.present(detector.info.labels, r.present)) for i, r in zip(items, results)}
 
 
-def score(model: str, items: list[dict], realdev: Path, gate: str | None = None) -> dict:
+def score(model: str, items: list[dict], realdev: Path, gate: str | None = None, detector: str | None = None) -> dict:
     sep = separators.load(model, "cpu")
-    allowed = gates(gate, items, realdev)
+    allowed = gates(gate, items, realdev, detector or sep.gate_detector)
     rows = {}
     for item in items:
         clip = audio.load(str(realdev / item["mixture"]))
@@ -86,10 +87,11 @@ def main() -> None:
     parser.add_argument("--realdev", type=Path, default=REALDEV)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--gate", choices=["detect", "named"])
+    parser.add_argument("--detect-model", help="detector for --gate detect (default: the model's own gate detector)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     items = [i for i in json.loads((args.realdev / "mixes" / "mixes.json").read_text()) if i["sources"]]
-    results = {m: score(m, items, args.realdev, args.gate) for m in args.models}
+    results = {m: score(m, items, args.realdev, args.gate, args.detect_model) for m in args.models}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print("| item | stem | " + " | ".join(f"{m} SI-SDR (SI-SDRi)" for m in args.models) + " |")

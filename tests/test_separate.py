@@ -275,11 +275,15 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     code, out, err = cli(*args, "--gate", "detect", "--gate-threshold", "0")
     assert code == 0, err
     everything = json.loads(out)  # every family passes a zero threshold: the same as no gate
-    assert everything["gate"] == "detect:detect-cnn" and everything["overall"] == ungated["overall"]
+    # the shipped default names the detector it was chosen with: its gate, unless --detect-model
+    assert everything["gate"] == "detect:detect-cnn-gate" and everything["overall"] == ungated["overall"]
     code, out, err = cli(*args)
     assert code == 0, err
     default = json.loads(out)  # the shipped default was trained gated: the detector gates it unless told
-    assert default["gate"] == "detect:detect-cnn" and default["gate_threshold"] == separators.GATE_THRESHOLD
+    assert default["gate"] == "detect:detect-cnn-gate" and default["gate_threshold"] == separators.GATE_THRESHOLD
+    code, out, err = cli(*args, "--detect-model", "detect-cnn")
+    assert code == 0, err
+    assert json.loads(out)["gate"] == "detect:detect-cnn"
     code, _, err = cli(*args, "--gate", "psychic")
     assert code == 2 and "--gate" in err
 
