@@ -1,4 +1,4 @@
-"""``nsep data``: render SoundFonts into NSynth-format note banks, split them, and count what they hold."""
+"""``nsep data``: render SoundFonts (or STK's models) into NSynth-format note banks, split them, count them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nsep.cli import common
 from nsep.errors import UsageError
 
 app = typer.Typer(
-    help="Training data: render note banks from SoundFonts, split them by instrument, inspect them.",
+    help="Training data: render note banks from SoundFonts (or STK's instrument models), split them by instrument, inspect them.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
