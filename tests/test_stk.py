@@ -60,9 +60,12 @@ def test_a_sustained_voice_that_stops_speaking_is_dropped():
     assert not stk.sounds(np.zeros(CONFIG.frames, dtype=np.float32), sustained=False, config=CONFIG)
 
 
-def test_missing_stk_demo_is_a_clear_usage_error(tmp_path, cli):
+def test_missing_stk_demo_is_a_clear_usage_error(tmp_path):
     with pytest.raises(UsageError, match="apt-get install stk"):
         stk.render(tmp_path / "none", CONFIG, voices=VOICES, binary="no-such-stk-demo")
+
+
+def test_data_stk_command_renders_the_chosen_families(tmp_path, cli):
     code, out, err = cli("data", "stk", "-o", str(tmp_path / "bank"), "--families", "reed", "--velocities", "127",
                          "--held", "0.3", "--release", "0.1", "--json")
     assert code == 0, err

@@ -56,7 +56,8 @@ def _peak(note_str: str, config: RenderConfig) -> float:
     return config.peak * 10 ** (-rng.uniform(0, config.peak_jitter_db) / 20)
 
 
-def _complete(path: Path, config: RenderConfig) -> bool:
+def note_complete(path: Path, config: RenderConfig) -> bool:
+    """Whether a note's wav on disk has the render's length, rate and one channel (so a resume keeps it)."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
@@ -118,7 +119,7 @@ class NoteRenderer:
         selected = False
         for pitch, velocity in notes:
             target = self.audio / f"{instrument.note_str(pitch, velocity)}.wav"
-            if target.exists() and _complete(target, config):
+            if target.exists() and note_complete(target, config):
                 skipped += 1
                 continue
             if not selected:
@@ -279,7 +280,7 @@ def save_examples(out: Path, examples: dict[str, dict]) -> None:
 
 
 def write_manifest(out: Path, fonts: list[str | Path], config: RenderConfig, summary: RenderSummary,
-                    splitting: dict) -> None:
+                   splitting: dict) -> None:
     manifest = {
         "nsep_version": __version__,
         "fonts": [str(f) for f in fonts],

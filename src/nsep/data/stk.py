@@ -18,14 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from nsep.data.plan import Instrument, RenderConfig
-from nsep.data.render import RenderSummary, decimate2, write_examples, write_manifest, write_wav16
+from nsep.data.render import RenderSummary, decimate2, note_complete, write_examples, write_manifest, write_wav16
 from nsep.errors import NsepError, UsageError
 from nsep.taxonomy import classify_program, pitch_range
 
@@ -174,7 +174,7 @@ def render(
     def one(job: tuple[Instrument, int, int]) -> str:
         instrument, pitch, velocity = job
         target = out / "audio" / f"{instrument.note_str(pitch, velocity)}.wav"
-        if target.exists():
+        if target.exists() and note_complete(target, config):
             return "skipped"
         voice = voices[instrument.bank]
         samples = play(voice, pitch, velocity, config, path)
@@ -190,7 +190,7 @@ def render(
                 on_progress(done, len(jobs))
     write_examples(out, chosen, config, valid_fraction, split)
     summary.seconds = time.perf_counter() - start
-    write_manifest(out, [f"{path} ({len(voices)} voices)"], replace(config, synthetic_fonts=()), summary,
+    write_manifest(out, [f"{path} ({len(voices)} voices)"], config, summary,
                    {"valid_fraction": valid_fraction, "split": split})
     return summary
 
