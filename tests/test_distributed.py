@@ -85,6 +85,18 @@ def test_devices_option_runs_the_command_in_processes(cli, bank, tmp_path):  # n
     assert registry.load(str(out), "detect", "cpu").info.labels == list(FAMILIES)
 
 
+def _join_then_exit(codes: tuple[int, ...]) -> None:
+    distributed.setup("cpu")
+    distributed.all_sum([1.0])
+    sys.exit(codes[distributed.rank()])
+
+
+def test_launch_takes_a_clean_exit_as_success_and_passes_a_failure_on():
+    """A command line ends with sys.exit(0): its processes still leave the group together, and 0 is success."""
+    assert distributed.launch(2, _join_then_exit, (0, 0)) == 0
+    assert distributed.launch(2, _join_then_exit, (0, 3)) in (1, 3)  # 1 if the other saw the group break first
+
+
 def test_devices_option_checks_its_arguments(cli, bank, tmp_path):  # noqa: F811
     args = ("train", "detect", "--data", str(bank), "--out", str(tmp_path / "m.pt"))
     code, _, err = cli(*args, "--devices", "2", "--batch-size", "5")

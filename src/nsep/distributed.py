@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -78,6 +79,8 @@ def setup(name: str = "auto") -> torch.device:
 def leave(together: bool = False) -> None:
     """Leave the group if this process is in one; ``together`` waits for every member first, so no
     process tears its connections down while another still uses them (gloo then aborts the other)."""
+    if "torch.distributed" not in sys.modules:  # no group without it; and a finished command need not import torch
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -152,7 +155,7 @@ def _free_port() -> int:
 def launch(processes: int, entry: Callable[..., object], *args: object) -> int:
     """Run ``entry(*args)`` in ``processes`` new local processes that form one group; wait for them all.
 
-    Returns 0, or the exit status of the first process that failed (the others are then stopped).
+    Returns 0, or the exit status of the first process seen to fail (the others are then stopped).
     """
     import torch.multiprocessing as mp
 
@@ -160,6 +163,8 @@ def launch(processes: int, entry: Callable[..., object], *args: object) -> int:
         mp.spawn(_member, (processes, _free_port(), entry, args), nprocs=processes)
     except mp.ProcessExitedException as err:
         return err.exit_code if err.exit_code > 0 else 128 - err.exit_code
+    except mp.ProcessRaisedException:  # a process lost the group when another failed first
+        return 1
     return 0
 
 
@@ -171,5 +176,9 @@ def _member(index: int, processes: int, port: int, entry: Callable[..., object],
                       LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
-    entry(*args)
+    try:
+        entry(*args)
+    except SystemExit as done:  # a command line ends with sys.exit(0) when it succeeds
+        if done.code not in (None, 0):
+            raise
     leave(together=True)

@@ -9,7 +9,7 @@ import traceback
 
 import typer
 
-from nsep import __version__, memory
+from nsep import __version__, distributed, memory
 from nsep.cli import common
 from nsep.errors import NsepError, UsageError
 
@@ -74,6 +74,10 @@ def main() -> None:
     memory.limit_gpu_fragmentation()
     try:
         app(standalone_mode=True)
+    except SystemExit as done:
+        if not done.code:  # success; in a group every process is done with the others, so all leave together
+            distributed.leave(together=True)
+        raise
     except UsageError as err:
         common.error(str(err))
         sys.exit(2)
