@@ -248,7 +248,8 @@ def test_separate_with_gate_writes_only_detected_families(cli, tmp_path, demucs_
 
     song = tmp_path / "a.wav"
     data = _stereo(song, 2.0, 16_000)
-    detector = registry.load("detect-cnn", "detect", "cpu")
+    gate = separators.load(None, "cpu").gate_detector  # the detector the default separator names
+    detector = registry.load(gate, "detect", "cpu")
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
     result, = detection.run(detector, [str(song)], thresholds)
     found = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
