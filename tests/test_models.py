@@ -170,6 +170,36 @@ def test_an_ensemble_gives_the_mean_of_its_members_probabilities(tmp_path, cli):
     assert np.allclose(grown.predict(wave), np.mean(every, axis=0), atol=1e-5)
 
 
+def test_a_detector_weighs_an_ensemble_by_its_presence_of_each_family(tmp_path, cli):
+    torch.manual_seed(0)
+    member = tmp_path / "member.pt"
+    save_checkpoint(member, registry.build("cnn", len(LABELS), {"width": 8}), _info("cnn", {"width": 8}))
+    detect_labels = ["drums", *reversed(LABELS)]  # another order, and a label the classifier lacks
+    detector = tmp_path / "detector.pt"
+    info = ModelInfo(name="d", architecture="detector", task="detect", labels=detect_labels, sample_rate=16_000,
+                     clip_samples=64_000, config={"width": 8})
+    save_checkpoint(detector, registry.build("detector", len(detect_labels), {"width": 8}), info)
+    out = tmp_path / "weighed.pt"
+    code, _, stderr = cli("models", "combine", str(member), "--detector", str(detector), "--detector-weight", "0.5",
+                          "-o", str(out))
+    assert code == 0, stderr
+    wave = torch.randn(3, 64_000)
+    classified = registry.load(str(member), "classify", "cpu").predict(wave)
+    presence = registry.load(str(detector), "detect", "cpu").predict(wave)
+    expected = classified * presence[:, [detect_labels.index(label) for label in LABELS]] ** 0.5
+    expected /= expected.sum(axis=1, keepdims=True)
+    weighed = registry.load(str(out), "classify", "cpu")
+    assert weighed.info.labels == LABELS and weighed.info.config["detector_weight"] == 0.5
+    assert np.allclose(weighed.predict(wave), expected, atol=1e-5)
+    code, _, stderr = cli("models", "combine", str(out), str(member), "-o", str(tmp_path / "nested.pt"))
+    assert code == 2 and "detector cannot be a member" in stderr
+    short = tmp_path / "short.pt"  # a detector without every classifier label is refused
+    info.labels = detect_labels[:5]
+    save_checkpoint(short, registry.build("detector", 5, {"width": 8}), info)
+    code, _, stderr = cli("models", "combine", str(member), "--detector", str(short), "-o", str(tmp_path / "x.pt"))
+    assert code == 2 and "lacks" in stderr and not (tmp_path / "x.pt").exists()
+
+
 @pytest.mark.parametrize("arch", ["cnn", "detector", "unet"])
 def test_folding_batchnorm_into_convolutions_keeps_the_outputs(arch):
     torch.manual_seed(0)

@@ -191,25 +191,30 @@ def path(name: str = typer.Argument(..., help="Model name."), repo_location: str
 
 
 @app.command("combine")
-def combine(members: list[str] = typer.Argument(..., help="Classifier names or weights files (two or more; an ensemble contributes its members).",
+def combine(members: list[str] = typer.Argument(..., help="Classifier names or weights files (two or more, or one with --detector; an ensemble contributes its members).",
                                                 show_default=False),
             out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
+            detector: str = typer.Option(None, "--detector", help="Also weigh each family by this detector's presence of it (name or file): a product of experts."),
+            detector_weight: float = typer.Option(1.0, "--detector-weight", min=0.0, help="Exponent of the detector's presence in the product."),
             overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),
             json_: bool = JSON_OPTION) -> None:
-    """Combine trained classifiers into one model that averages their probabilities (an ensemble)."""
+    """Combine trained classifiers into one model that averages their probabilities (an ensemble),
+    optionally weighed by a detector's presence of each family."""
     from nsep.models import registry
     from nsep.models.ensemble import combine as write_ensemble
 
     if out.exists() and not overwrite:
         raise OutputExistsError(str(out))
     paths = [registry.locate(member, "classify")[0] for member in members]
-    info = write_ensemble(paths, out, registry.build)
-    record = {"out": str(out), "members": [str(p) for p in paths], "labels": info.labels, "bytes": out.stat().st_size}
+    judge = registry.locate(detector, "detect")[0] if detector else None
+    info = write_ensemble(paths, out, registry.build, judge, detector_weight)
+    record = {"out": str(out), "members": [str(p) for p in paths], "detector": str(judge) if judge else None,
+              "labels": info.labels, "bytes": out.stat().st_size}
     if json_:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
     else:
         sys.stdout.write(f"{out}\n")
-    common.log(f"{len(paths)} classifiers -> {out} ({_megabytes(record['bytes'])})")
+    common.log(f"{len(paths)} classifiers{' and a detector' if judge else ''} -> {out} ({_megabytes(record['bytes'])})")
 
 
 @app.command("average")

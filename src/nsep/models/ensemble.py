@@ -2,6 +2,9 @@
 
 Members are networks that were trained apart (other seeds, other recipes) on the same labels; their
 mistakes differ, so the mean is more accurate than each, for the cost of running them all.
+An ensemble may also hold a trained detector: each family's probability is then multiplied by
+the detector's presence of that family and the product renormalised (a product of experts), so a
+network trained on mixtures votes on single clips too.
 :func:`combine` writes such a model as one ordinary checkpoint (architecture ``ensemble``).
 """
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from nsep.errors import UsageError
 from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
@@ -18,11 +22,21 @@ from nsep.models.cnn import CNNClassifier
 
 
 class Ensemble(nn.Module):
-    """Waveform ``[B, T]`` -> log of the members' mean probability ``[B, n_labels]`` (softmax gives the mean back)."""
+    """Waveform ``[B, T]`` -> log of the members' mean probability ``[B, n_labels]`` (softmax gives the mean back).
 
-    def __init__(self, members: list[nn.Module]):
+    With a ``detector`` (clip logits over its own labels; ``detector_index[i]`` is the detector label
+    of the ensemble's label ``i``), the mean is weighed by ``sigmoid(detector) ** detector_weight``
+    and renormalised.
+    """
+
+    def __init__(self, members: list[nn.Module], detector: nn.Module | None = None,
+                 detector_index: list[int] | None = None, detector_weight: float = 1.0):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.detector = detector
+        if detector is not None:
+            self.register_buffer("detector_index", torch.tensor(detector_index, dtype=torch.long), persistent=False)
+        self.detector_weight = detector_weight
         first = members[0]
         # CNNs with one front end compute their spectrogram once (a third of a CNN's time on a CPU)
         self.shared_spectrogram = all(isinstance(m, CNNClassifier) and m.feature == first.feature for m in members)
@@ -34,15 +48,22 @@ class Ensemble(nn.Module):
         else:
             logits = [member(wave) for member in self.members]
         probabilities = torch.stack([x.float().softmax(dim=-1) for x in logits])
-        return probabilities.mean(dim=0).clamp(min=1e-12).log()
+        log_mean = probabilities.mean(dim=0).clamp(min=1e-12).log()
+        if self.detector is None:
+            return log_mean
+        presence = F.logsigmoid(self.detector(wave).float()).index_select(-1, self.detector_index)
+        return (log_mean + self.detector_weight * presence).log_softmax(dim=-1)
 
 
-def combine(paths: list[Path], out: Path, build) -> ModelInfo:
+def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
+            detector_weight: float = 1.0) -> ModelInfo:
     """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a member network
     from its architecture name, label count and config (the registry's). An ensemble given as a
-    member contributes its members, so every network weighs the same."""
-    if len(paths) < 2:
-        raise UsageError("an ensemble needs at least two members")
+    member contributes its members, so every network weighs the same. ``detector``, a detector
+    checkpoint whose labels include every classifier label, weighs the members' mean (one member
+    is then enough)."""
+    if len(paths) < (1 if detector else 2):
+        raise UsageError("an ensemble needs at least two members, or one and a detector")
     members: list[dict] = []
     states: list[dict[str, torch.Tensor]] = []
     infos = []
@@ -54,6 +75,8 @@ def combine(paths: list[Path], out: Path, build) -> ModelInfo:
                                                                             infos[0].clip_samples):
             raise UsageError(f"{path}: its labels, sample rate or window differ from {paths[0]}'s")
         infos.append(info)
+        if info.architecture == "ensemble" and info.config.get("detector"):
+            raise UsageError(f"{path}: an ensemble with a detector cannot be a member")
         if info.architecture == "ensemble":
             for i, member in enumerate(info.config["members"]):
                 prefix = f"members.{i}."
@@ -63,12 +86,30 @@ def combine(paths: list[Path], out: Path, build) -> ModelInfo:
             members.append({"architecture": info.architecture, "config": info.config})
             states.append(state)
     first = infos[0]
-    module = Ensemble([build(m["architecture"], len(first.labels), m["config"]) for m in members])
+    config: dict = {"members": members}
+    training: dict = {"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
+                                  for p, i in zip(paths, infos)]}
+    judge, judge_state = None, {}
+    if detector is not None:
+        judge_info, judge_state = read_checkpoint(detector)
+        missing = sorted(set(first.labels) - set(judge_info.labels))
+        if judge_info.task != "detect" or missing or (judge_info.sample_rate, judge_info.clip_samples) != (
+                first.sample_rate, first.clip_samples):
+            raise UsageError(f"{detector}: not a detector of these labels at this sample rate and window"
+                             + (f" (lacks {', '.join(missing)})" if missing else ""))
+        config.update(detector={"architecture": judge_info.architecture, "config": judge_info.config,
+                                "labels": list(judge_info.labels)},
+                      detector_index=[judge_info.labels.index(label) for label in first.labels],
+                      detector_weight=detector_weight)
+        training["detector"] = {"file": detector.name, "metrics": judge_info.metrics, "training": judge_info.training}
+        judge = build(judge_info.architecture, len(judge_info.labels), judge_info.config)
+        judge.load_state_dict(judge_state)
+    module = Ensemble([build(m["architecture"], len(first.labels), m["config"]) for m in members], judge,
+                      config.get("detector_index"), detector_weight)
     for member, state in zip(module.members, states):
         member.load_state_dict(state)
     info = ModelInfo(name=out.stem, architecture="ensemble", task="classify", labels=list(first.labels),
-                     sample_rate=first.sample_rate, clip_samples=first.clip_samples, config={"members": members},
-                     training={"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
-                                           for p, i in zip(paths, infos)]})
+                     sample_rate=first.sample_rate, clip_samples=first.clip_samples, config=config,
+                     training=training)
     save_checkpoint(out, module, info)
     return info

@@ -30,8 +30,11 @@ TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def _ensemble(n_labels: int, members: list[dict]) -> Ensemble:
-    return Ensemble([build(m["architecture"], n_labels, m["config"]) for m in members])
+def _ensemble(n_labels: int, members: list[dict], detector: dict | None = None,
+              detector_index: list[int] | None = None, detector_weight: float = 1.0) -> Ensemble:
+    judge = build(detector["architecture"], len(detector["labels"]), detector["config"]) if detector else None
+    return Ensemble([build(m["architecture"], n_labels, m["config"]) for m in members], judge, detector_index,
+                    detector_weight)
 
 
 TORCH_ARCHITECTURES["ensemble"] = _ensemble
