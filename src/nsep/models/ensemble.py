@@ -89,7 +89,7 @@ def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
     config: dict = {"members": members}
     training: dict = {"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
                                   for p, i in zip(paths, infos)]}
-    judge, judge_state = None, {}
+    judge = None
     if detector is not None:
         judge_info, judge_state = read_checkpoint(detector)
         missing = sorted(set(first.labels) - set(judge_info.labels))
