@@ -57,8 +57,8 @@ class Ensemble(nn.Module):
 
 def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
             detector_weight: float = 1.0) -> ModelInfo:
-    """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a member network
-    from its architecture name, label count and config (the registry's). An ensemble given as a
+    """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a network from
+    its architecture name, label count and config (the registry's). An ensemble given as a
     member contributes its members, so every network weighs the same. ``detector``, a detector
     checkpoint whose labels include every classifier label, weighs the members' mean (one member
     is then enough)."""
@@ -89,7 +89,7 @@ def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
     config: dict = {"members": members}
     training: dict = {"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
                                   for p, i in zip(paths, infos)]}
-    judge = None
+    judge_state: dict[str, torch.Tensor] = {}
     if detector is not None:
         judge_info, judge_state = read_checkpoint(detector)
         missing = sorted(set(first.labels) - set(judge_info.labels))
@@ -102,12 +102,11 @@ def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
                       detector_index=[judge_info.labels.index(label) for label in first.labels],
                       detector_weight=detector_weight)
         training["detector"] = {"file": detector.name, "metrics": judge_info.metrics, "training": judge_info.training}
-        judge = build(judge_info.architecture, len(judge_info.labels), judge_info.config)
-        judge.load_state_dict(judge_state)
-    module = Ensemble([build(m["architecture"], len(first.labels), m["config"]) for m in members], judge,
-                      config.get("detector_index"), detector_weight)
+    module = build("ensemble", len(first.labels), config)
     for member, state in zip(module.members, states):
         member.load_state_dict(state)
+    if module.detector is not None:
+        module.detector.load_state_dict(judge_state)
     info = ModelInfo(name=out.stem, architecture="ensemble", task="classify", labels=list(first.labels),
                      sample_rate=first.sample_rate, clip_samples=first.clip_samples, config=config,
                      training=training)
