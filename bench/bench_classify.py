@@ -1,7 +1,7 @@
 """Benchmark ``nsep classify`` (or ``nsep detect``) end to end from wav files: clips per second and accuracy.
 
 Run: ``python bench/bench_classify.py --data BANK [--task classify|detect] [--clips 2000]
-[--models classify-cnn classify-xgb] [--device cpu] [--repeat 3]``. BANK is an NSynth-format folder (e.g. a TimGM6mb render from
+[--models classify-cnn classify-xgb] [--device cpu] [--repeat 3] [--fp32]``. BANK is an NSynth-format folder (e.g. a TimGM6mb render from
 ``nsep data render``); clips are drawn from it with a fixed seed. Each run is a fresh process
 (start-up and model loading included); the table shows the median of the runs, and the start-up
 alone (the median of runs on one clip), so the rate after start-up can be read off. Accuracy is the
@@ -48,13 +48,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--fp32", action="store_true", help="Pass --fp32 (float32, no bf16 autocast).")
     parser.add_argument("--copies", type=int, default=1,
                         help="Run on this many real copies of every chosen clip (distinct files), for long runs.")
     args = parser.parse_args()
 
     from nsep.data.nsynth import load_bank
+    from nsep.models.registry import DEFAULT_MODELS
 
-    args.models = args.models or [f"{args.task}-cnn"]
+    args.models = args.models or [DEFAULT_MODELS[args.task]]
     examples = load_bank(args.data)
     rng = np.random.default_rng(0)
     chosen = [examples[i] for i in sorted(rng.choice(len(examples), min(args.clips, len(examples)), replace=False))]
@@ -71,6 +73,8 @@ def main() -> None:
                 extra += ["--batch-size", str(args.batch_size)]
             if args.workers is not None:
                 extra += ["--workers", str(args.workers)]
+            if args.fp32:
+                extra.append("--fp32")
             runs = []
             for _ in range(args.repeat):
                 out = Path(tmp) / "out.jsonl"

@@ -117,16 +117,16 @@ def main() -> None:
                 speedup=round(rows["demucs apply_model (fp32, defaults)"]["seconds"] / wall, 2))
 
     for name in args.models:
-        sep = separators.load(name, str(device))
+        default = separators.load(name, str(device))  # bf16 where it pays; then --fp32 where that differs
+        for sep in [default, separators.load(name, str(device), autocast=False)] if default.autocast else [default]:
+            batch = batch_size(sep)
 
-        batch = batch_size(sep)
+            def own(x: torch.Tensor, sep=sep, batch=batch) -> torch.Tensor:
+                mono = audio.resample(x.to(device), RATE, sep.sample_rate)  # on the device, as a GPU pipeline would
+                return separation.separate(sep, mono, separation.Settings(batch_size=batch))
 
-        def own(x: torch.Tensor, sep=sep, batch=batch) -> torch.Tensor:
-            mono = audio.resample(x.to(device), RATE, sep.sample_rate)  # on the device, as a GPU pipeline would
-            return separation.separate(sep, mono, separation.Settings(batch_size=batch))
-
-        wall, peak, _ = timed(own, items, device, args.repeat)
-        row(f"nsep --model {name} (batch {batch})", wall, peak)
+            wall, peak, _ = timed(own, items, device, args.repeat)
+            row(f"nsep --model {name} ({'bf16' if sep.autocast else 'fp32'}, batch {batch})", wall, peak)
 
     print(f"{'run':<46} {'seconds':>9} {'x real time':>12} {'peak GPU GB':>12} {'max |diff|':>11}")
     for name, r in rows.items():

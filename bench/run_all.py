@@ -50,7 +50,7 @@ def commands(names: list[str], device: str, quick: bool, data: Path | None) -> l
         elif name == "data":
             runs.append((name, ["bench_data.py", "--notes", "100" if quick else "500"]))
         elif name in ("classify", "detect"):
-            models = ["classify-cnn", "classify-xgb"] if name == "classify" and not gpu else []
+            models = ["classify-cnn-detect", "classify-cnn", "classify-xgb"] if name == "classify" and not gpu else []
             runs.append((name, ["bench_classify.py", "--data", str(_clips(data)), "--task", name, "--device", device,
                                 "--clips", "500" if quick else ("20000" if gpu else "2000"),
                                 "--repeat", "1" if quick else "3", *(["--models", *models] if models else [])]))

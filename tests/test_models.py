@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from nsep.errors import NsepError
 from nsep.models import registry, xgb
-from nsep.models.base import ModelInfo, TorchPredictor, read_checkpoint, save_checkpoint
+from nsep.models.base import ModelInfo, TorchPredictor, bf16_pays, read_checkpoint, save_checkpoint
 from nsep.models.fusion import fold_batchnorm
 from nsep.models.groupnorm import ParallelGroupNorm, group_norm
 from nsep.taxonomy import NSYNTH_FAMILIES
@@ -191,6 +191,16 @@ def test_a_detector_weighs_an_ensemble_by_its_presence_of_each_family(tmp_path, 
     weighed = registry.load(str(out), "classify", "cpu")
     assert weighed.info.labels == LABELS and weighed.info.config["detector_weight"] == 0.5
     assert np.allclose(weighed.predict(wave), expected, atol=1e-5)
+    quick = tmp_path / "quick.pt"  # the detector judges the first second only
+    code, _, stderr = cli("models", "combine", str(member), "--detector", str(detector), "--detector-seconds", "1",
+                          "-o", str(quick))
+    assert code == 0, stderr
+    presence = registry.load(str(detector), "detect", "cpu").predict(wave[:, :16_000])
+    expected = classified * presence[:, [detect_labels.index(label) for label in LABELS]]
+    assert np.allclose(registry.load(str(quick), "classify", "cpu").predict(wave), expected / expected.sum(axis=1, keepdims=True),
+                       atol=1e-5)
+    code, _, stderr = cli("models", "combine", str(member), str(member), "--detector-seconds", "1", "-o", str(tmp_path / "y.pt"))
+    assert code == 2 and "needs --detector" in stderr
     code, _, stderr = cli("models", "combine", str(out), str(member), "-o", str(tmp_path / "nested.pt"))
     assert code == 2 and "detector cannot be a member" in stderr
     short = tmp_path / "short.pt"  # a detector without every classifier label is refused
@@ -229,3 +239,13 @@ def test_parallel_group_norm_matches_pytorchs(shape, groups):
     assert torch.allclose(group_norm(x, groups), F.group_norm(x, groups), atol=1e-5)
     with ParallelGroupNorm():  # CPU tensors keep PyTorch's own kernel
         assert torch.equal(F.group_norm(x, groups, weight, bias), torch.nn.functional.group_norm(x, groups, weight, bias))
+
+
+def test_bf16_autocast_runs_where_it_pays_and_stays_close_to_float32(tmp_path):
+    assert bf16_pays(torch.device("cuda")) and not bf16_pays(torch.device("mps"))
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, registry.build("cnn", len(LABELS), {"width": 8}), _info("cnn", {"width": 8}))
+    fast, exact = registry.load(str(path), "classify", "cpu"), registry.load(str(path), "classify", "cpu", autocast=False)
+    assert fast.autocast == bf16_pays(torch.device("cpu")) and not exact.autocast
+    wave = torch.randn(4, 64_000)
+    assert np.abs(fast.predict(wave) - exact.predict(wave)).max() < 0.02

@@ -9,7 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from nsep.cli import common
-from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, FILES_FROM_OPTION, MODEL_OPTION, PATHS_ARGUMENT, WORKERS_OPTION
+from nsep.cli.classify import (BATCH_OPTION, DEVICE_OPTION, FILES_FROM_OPTION, FP32_OPTION, MODEL_OPTION, PATHS_ARGUMENT,
+                               WORKERS_OPTION)
 from nsep.errors import UsageError
 
 BAR_WIDTH = 48
@@ -87,6 +88,7 @@ def detect(
                                     help="One decision threshold for every family (default: the model's, chosen on validation)."),
     min_duration: float = typer.Option(0.5, "--min-duration", min=0.0, help="Drop timeline segments shorter than this (seconds)."),
     device: str = DEVICE_OPTION,
+    fp32: bool = FP32_OPTION,
     batch_size: int = BATCH_OPTION,
     workers: int = WORKERS_OPTION,
     files_from: str = FILES_FROM_OPTION,
@@ -106,7 +108,7 @@ def detect(
     from nsep import detection, distributed
     from nsep.models import registry
 
-    predictor = registry.load(model, "detect", str(distributed.setup(device)))
+    predictor = registry.load(model, "detect", str(distributed.setup(device)), autocast=not fp32)
     labels = predictor.info.labels
     thresholds = detection.Thresholds.of(predictor.info, threshold)
     reporter = common.Reporter(fmt, _table, sharded=True)

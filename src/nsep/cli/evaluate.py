@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nsep.cli import common
-from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, MODEL_OPTION, WORKERS_OPTION
+from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, FP32_OPTION, MODEL_OPTION, WORKERS_OPTION
 from nsep.errors import UsageError
 
 app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
@@ -35,6 +35,7 @@ def classify(
     split: str = typer.Option(None, "--split", help="Use only notes of this split (train, valid, test)."),
     plot: Path = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG."),
     device: str = DEVICE_OPTION,
+    fp32: bool = FP32_OPTION,
     batch_size: int = BATCH_OPTION,
     workers: int = WORKERS_OPTION,
     json_: bool = common.JSON_OPTION,
@@ -44,7 +45,7 @@ def classify(
     from nsep.evaluate import classify_scores
     from nsep.models import registry
 
-    predictor = registry.load(model, "classify", device)
+    predictor = registry.load(model, "classify", device, autocast=not fp32)
     examples = [e for folder in data for e in (load_bank(str(folder), split=split) if split else load_bank(str(folder)))]
     chosen = [f.strip() for f in families.split(",")] if families else None
     with common.progress(len(examples), "eval") as bar:
@@ -108,6 +109,7 @@ def detect(
     threshold: float = typer.Option(None, "--threshold", "-t", min=0.0, max=1.0,
                                     help="One threshold for every family (default: the model's)."),
     device: str = DEVICE_OPTION,
+    fp32: bool = FP32_OPTION,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Mixtures per forward pass."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Mixture-making processes."),
     json_: bool = common.JSON_OPTION,
@@ -122,7 +124,7 @@ def detect(
     if mode not in ("seed", "music"):
         raise UsageError(f"--mode {mode}: choose seed or music")
     ks = parse_k(k)
-    predictor = registry.load(model, "detect", device)
+    predictor = registry.load(model, "detect", device, autocast=not fp32)
     examples = load_bank([str(d) for d in data], split=split)
     if not examples:
         raise UsageError(f"no notes in {', '.join(map(str, data))}" + (f" of split {split}" if split else ""))
@@ -175,6 +177,7 @@ def separate(
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate detect (default: 0.05, as `nsep separate --gate`)."),
     device: str = DEVICE_OPTION,
+    fp32: bool = FP32_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """SI-SDR, SI-SDR improvement and SDR, per number of families and per family."""
@@ -196,7 +199,7 @@ def separate(
         raise UsageError(f"no notes in {', '.join(map(str, data))} for these filters")
     if gate not in (None, "none", "detect", "oracle"):
         raise UsageError(f"--gate {gate}: choose detect, oracle or none")
-    separator = separators.load(model, device)
+    separator = separators.load(model, device, autocast=not fp32)
     if gate is None and separator.gated:
         gate = "detect"
     gate = None if gate == "none" else gate
@@ -208,7 +211,7 @@ def separate(
         from nsep.evaluate_separate import detector_gate
         from nsep.models import registry
 
-        detector = registry.load(detect_model or separator.gate_detector, "detect", device)
+        detector = registry.load(detect_model or separator.gate_detector, "detect", device, autocast=not fp32)
         if gate_threshold is None:
             gate_threshold = separators.GATE_THRESHOLD
         chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold))

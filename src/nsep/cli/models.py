@@ -196,6 +196,8 @@ def combine(members: list[str] = typer.Argument(..., help="Classifier names or w
             out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
             detector: str = typer.Option(None, "--detector", help="Also weigh each family by this detector's presence of it (name or file): a product of experts."),
             detector_weight: float = typer.Option(1.0, "--detector-weight", min=0.0, help="Exponent of the detector's presence in the product."),
+            detector_seconds: float = typer.Option(None, "--detector-seconds", min=0.1,
+                                                   help="The detector judges only the first seconds of each window (faster; default: all of it)."),
             overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),
             json_: bool = JSON_OPTION) -> None:
     """Combine trained classifiers into one model that averages their probabilities (an ensemble),
@@ -207,14 +209,17 @@ def combine(members: list[str] = typer.Argument(..., help="Classifier names or w
         raise OutputExistsError(str(out))
     paths = [registry.locate(member, "classify")[0] for member in members]
     judge = registry.locate(detector, "detect")[0] if detector else None
-    info = write_ensemble(paths, out, registry.build, judge, detector_weight)
+    if detector_seconds is not None and not judge:
+        raise UsageError("--detector-seconds needs --detector")
+    info = write_ensemble(paths, out, registry.build, judge, detector_weight, detector_seconds)
     record = {"out": str(out), "members": [str(p) for p in paths], "detector": str(judge) if judge else None,
               "labels": info.labels, "bytes": out.stat().st_size}
     if json_:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
     else:
         sys.stdout.write(f"{out}\n")
-    common.log(f"{len(paths)} classifiers{' and a detector' if judge else ''} -> {out} ({_megabytes(record['bytes'])})")
+    common.log(f"{len(paths)} classifier{'s' * (len(paths) > 1)}{' and a detector' if judge else ''} -> {out} "
+               f"({_megabytes(record['bytes'])})")
 
 
 @app.command("average")

@@ -113,14 +113,28 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-class TorchPredictor(Predictor):
-    """Runs a torch module in eval mode, with autocast (bf16) on CUDA."""
+def bf16_pays(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds ``device`` up: CUDA, or a CPU with native bf16 arithmetic
+    (AVX512-BF16 or AMX; elsewhere oneDNN emulates it and float32 is faster)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check is not None and check() for check in native)
 
-    def __init__(self, module: nn.Module, info: ModelInfo, device: torch.device, multi_label: bool = False):
+
+class TorchPredictor(Predictor):
+    """Runs a torch module in eval mode, with bf16 autocast where it pays (:func:`bf16_pays`) unless
+    ``autocast`` is false."""
+
+    def __init__(self, module: nn.Module, info: ModelInfo, device: torch.device, multi_label: bool = False,
+                 autocast: bool = True):
         self.module = module.to(device).eval()
         self.info = info
         self._device = device
         self.multi_label = multi_label
+        self.autocast = autocast and bf16_pays(device)
 
     @property
     def device(self) -> torch.device:
@@ -136,7 +150,7 @@ class TorchPredictor(Predictor):
         without ``forward_frames``)."""
         waves = waves.to(self._device, non_blocking=True)
         forward_frames = getattr(self.module, "forward_frames", None) if frames else None
-        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._device.type == "cuda"):
+        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self.autocast):
             if forward_frames is None:
                 clip = self._probabilities(self.module(waves), dim=-1)
                 return [clip, clip[:, :, None]] if frames else [clip]

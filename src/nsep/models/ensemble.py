@@ -4,7 +4,9 @@ Members are networks that were trained apart (other seeds, other recipes) on the
 mistakes differ, so the mean is more accurate than each, for the cost of running them all.
 An ensemble may also hold a trained detector: each family's probability is then multiplied by
 the detector's presence of that family and the product renormalised (a product of experts), so a
-network trained on mixtures votes on single clips too.
+network trained on mixtures votes on single clips too. The detector may judge only the first seconds
+of each window (``detector_samples``): it costs several classifiers, and a note's attack carries
+most of what it adds.
 :func:`combine` writes such a model as one ordinary checkpoint (architecture ``ensemble``).
 """
 
@@ -26,17 +28,19 @@ class Ensemble(nn.Module):
 
     With a ``detector`` (clip logits over its own labels; ``detector_index[i]`` is the detector label
     of the ensemble's label ``i``), the mean is weighed by ``sigmoid(detector) ** detector_weight``
-    and renormalised.
+    and renormalised; the detector sees the first ``detector_samples`` samples (all if None).
     """
 
     def __init__(self, members: list[nn.Module], detector: nn.Module | None = None,
-                 detector_index: list[int] | None = None, detector_weight: float = 1.0):
+                 detector_index: list[int] | None = None, detector_weight: float = 1.0,
+                 detector_samples: int | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.detector = detector
         if detector is not None:
             self.register_buffer("detector_index", torch.tensor(detector_index, dtype=torch.long), persistent=False)
         self.detector_weight = detector_weight
+        self.detector_samples = detector_samples
         first = members[0]
         # CNNs with one front end compute their spectrogram once (a third of a CNN's time on a CPU)
         self.shared_spectrogram = all(isinstance(m, CNNClassifier) and m.feature == first.feature for m in members)
@@ -51,17 +55,17 @@ class Ensemble(nn.Module):
         log_mean = probabilities.mean(dim=0).clamp(min=1e-12).log()
         if self.detector is None:
             return log_mean
-        presence = F.logsigmoid(self.detector(wave).float()).index_select(-1, self.detector_index)
+        presence = F.logsigmoid(self.detector(wave[..., :self.detector_samples]).float()).index_select(-1, self.detector_index)
         return (log_mean + self.detector_weight * presence).log_softmax(dim=-1)
 
 
 def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
-            detector_weight: float = 1.0) -> ModelInfo:
+            detector_weight: float = 1.0, detector_seconds: float | None = None) -> ModelInfo:
     """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a network from
     its architecture name, label count and config (the registry's). An ensemble given as a
     member contributes its members, so every network weighs the same. ``detector``, a detector
     checkpoint whose labels include every classifier label, weighs the members' mean (one member
-    is then enough)."""
+    is then enough), judging the first ``detector_seconds`` of each window (all of it if None)."""
     if len(paths) < (1 if detector else 2):
         raise UsageError("an ensemble needs at least two members, or one and a detector")
     members: list[dict] = []
@@ -100,7 +104,8 @@ def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
         config.update(detector={"architecture": judge_info.architecture, "config": judge_info.config,
                                 "labels": list(judge_info.labels)},
                       detector_index=[judge_info.labels.index(label) for label in first.labels],
-                      detector_weight=detector_weight)
+                      detector_weight=detector_weight,
+                      detector_samples=None if detector_seconds is None else int(round(detector_seconds * first.sample_rate)))
         training["detector"] = {"file": detector.name, "metrics": judge_info.metrics, "training": judge_info.training}
     module = build("ensemble", len(first.labels), config)
     for member, state in zip(module.members, states):

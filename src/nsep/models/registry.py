@@ -31,10 +31,11 @@ TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 
 def _ensemble(n_labels: int, members: list[dict], detector: dict | None = None,
-              detector_index: list[int] | None = None, detector_weight: float = 1.0) -> Ensemble:
+              detector_index: list[int] | None = None, detector_weight: float = 1.0,
+              detector_samples: int | None = None) -> Ensemble:
     judge = build(detector["architecture"], len(detector["labels"]), detector["config"]) if detector else None
     return Ensemble([build(m["architecture"], n_labels, m["config"]) for m in members], judge, detector_index,
-                    detector_weight)
+                    detector_weight, detector_samples)
 
 
 TORCH_ARCHITECTURES["ensemble"] = _ensemble
@@ -64,8 +65,9 @@ def locate(name: str | None, task: str) -> tuple[Path, str]:
     return repo.fetch(full), full
 
 
-def load(name: str | None, task: str, device: str = "auto") -> Predictor:
-    """A ready predictor for a model name or weights path."""
+def load(name: str | None, task: str, device: str = "auto", autocast: bool = True) -> Predictor:
+    """A ready predictor for a model name or weights path; torch networks run in bf16 autocast where
+    it pays (:func:`~nsep.models.base.bf16_pays`) unless ``autocast`` is false."""
     path, resolved = locate(name, task)
     if path.suffix == ".ubj":
         from nsep.models.xgb import XGBPredictor
@@ -80,7 +82,8 @@ def load(name: str | None, task: str, device: str = "auto") -> Predictor:
         except RuntimeError as err:
             raise NsepError(f"{path}: weights do not fit architecture {info.architecture} ({err})") from None
         module = fold_batchnorm(module.eval())
-        predictor = TorchPredictor(module, info, pick_device(device), multi_label=info.task in MULTI_LABEL_TASKS)
+        predictor = TorchPredictor(module, info, pick_device(device), multi_label=info.task in MULTI_LABEL_TASKS,
+                                   autocast=autocast)
     if predictor.info.task != task:
         raise UsageError(f"model {resolved!r} is a {predictor.info.task} model, not {task}")
     return predictor
