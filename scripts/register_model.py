@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nsep import repo
 
-HEADLINE = ("accuracy", "notes", "per_family", "map", "micro_f1", "macro_f1", "frame_f1", "per_label_accuracy",
+HEADLINE = ("accuracy", "notes", "nll", "ece", "per_family", "map", "micro_f1", "macro_f1", "frame_f1", "per_label_accuracy",
             "mixtures", "mode", "overall", "by_k", "by_family", "only")
 
 

@@ -1,4 +1,4 @@
-"""Detection metrics (checked against hand-worked values) and thresholds chosen for F1."""
+"""Detection and calibration metrics (checked against hand-worked values) and thresholds chosen for F1."""
 
 import numpy as np
 import pytest
@@ -43,3 +43,12 @@ def test_best_threshold_separates_when_it_can():
     assert 0.3 < t <= 0.35
     assert metrics.best_threshold(scores, np.zeros(5)) == 0.5
     assert metrics.best_thresholds(np.c_[scores, scores], np.c_[truth, truth]).shape == (2,)
+
+
+def test_expected_calibration_error_matches_hand_worked_values():
+    # two bins: 0.9 confident and right 2 times in 4 (gap 0.4), 0.3 confident and right 1 in 4 (gap 0.05)
+    confidence = np.array([0.9] * 4 + [0.3] * 4)
+    correct = np.array([1, 1, 0, 0, 1, 0, 0, 0], dtype=bool)
+    assert metrics.expected_calibration_error(confidence, correct, bins=10) == pytest.approx(0.5 * 0.4 + 0.5 * 0.05)
+    assert metrics.expected_calibration_error(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.0)
+    assert np.isnan(metrics.expected_calibration_error(np.array([]), np.array([], dtype=bool)))

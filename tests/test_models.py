@@ -199,6 +199,12 @@ def test_a_detector_weighs_an_ensemble_by_its_presence_of_each_family(tmp_path, 
     expected = classified * presence[:, [detect_labels.index(label) for label in LABELS]]
     assert np.allclose(registry.load(str(quick), "classify", "cpu").predict(wave), expected / expected.sum(axis=1, keepdims=True),
                        atol=1e-5)
+    softened = tmp_path / "soft.pt"  # a temperature divides the log-probabilities: same decision, softer
+    code, _, stderr = cli("models", "combine", str(member), "--detector", str(detector), "--detector-seconds", "1",
+                          "--temperature", "2", "-o", str(softened))
+    assert code == 0, stderr
+    tempered = np.sqrt(expected) / np.sqrt(expected).sum(axis=1, keepdims=True)
+    assert np.allclose(registry.load(str(softened), "classify", "cpu").predict(wave), tempered, atol=1e-5)
     code, _, stderr = cli("models", "combine", str(member), str(member), "--detector-seconds", "1", "-o", str(tmp_path / "y.pt"))
     assert code == 2 and "needs --detector" in stderr
     code, _, stderr = cli("models", "combine", str(out), str(member), "-o", str(tmp_path / "nested.pt"))

@@ -1,6 +1,8 @@
 """A tiny training run on real rendered notes learns to tell families apart on unseen instruments; mixup;
 distillation from a trained teacher."""
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,15 @@ def test_tiny_run_beats_chance_on_unseen_instruments(tiny_run):
     assert out.with_suffix(".log.jsonl").exists() and out.with_suffix(".curves.png").exists()
     predictor = registry.load(str(out), "classify", "cpu")
     assert predictor.info.labels == ["bass", "flute"]
+
+
+def test_eval_classify_reports_accuracy_and_calibration(bank: Path, tiny_run, cli):
+    out = tiny_run[0]
+    code, stdout, stderr = cli("-q", "eval", "classify", "--data", str(bank), "--split", "valid", "--model", str(out), "--json")
+    assert code == 0, stderr
+    scores = json.loads(stdout)
+    assert scores["accuracy"] >= 0.9 and set(scores["per_family"]) == {"bass", "flute"}
+    assert 0 <= scores["nll"] < math.log(2) and 0 <= scores["ece"] < 0.5  # better than a coin's log-loss
 
 
 def test_mixup_pairs_each_note_with_a_partner_reproducibly():

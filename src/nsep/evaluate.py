@@ -18,10 +18,12 @@ def classify_scores(
     workers: int | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> dict:
-    """Accuracy, per-family accuracy and confusion on ``examples`` (NSynth reader examples).
+    """Accuracy, per-family accuracy, confusion and calibration (the mean negative log-likelihood of
+    the true family, and the expected calibration error) on ``examples`` (NSynth reader examples).
 
     With ``families``, only notes of those families count and the decision is the most probable
-    of those families (the seed's 4-class task scored with an 11-family model).
+    of those families (the seed's 4-class task scored with an 11-family model), their
+    probabilities renormalised among them.
     """
     labels = predictor.info.labels
     chosen = families or labels
@@ -32,13 +34,18 @@ def classify_scores(
     kept = [e for e in examples if e.instrument_family_str in chosen]
     truth = np.asarray([chosen.index(e.instrument_family_str) for e in kept], dtype=np.int64)
     predicted = np.full(len(kept), -1, dtype=np.int64)
+    chosen_probabilities = np.zeros((len(kept), len(chosen)))
     failures: list[str] = []
     for result in engine.run(predictor, [str(e.path) for e in kept], batch_size, workers, on_done=on_done):
         if result.error:
             failures.append(result.error)
             continue
-        predicted[result.index] = int(engine.combine(result)[columns].argmax())
+        probabilities = engine.combine(result)[columns]
+        chosen_probabilities[result.index] = probabilities / max(float(probabilities.sum()), 1e-12)
+        predicted[result.index] = int(probabilities.argmax())
     ok = predicted >= 0
+    p_true = chosen_probabilities[ok, truth[ok]]
+    confidence = chosen_probabilities[ok].max(axis=1)
     matrix = metrics.confusion(truth[ok], predicted[ok], len(chosen))
     per_family = metrics.per_class_accuracy(matrix)
     return {
@@ -48,6 +55,8 @@ def classify_scores(
         "failed": failures,
         "labels": list(chosen),
         "accuracy": round(metrics.accuracy(matrix), 4),
+        "nll": round(float(-np.log(np.maximum(p_true, 1e-12)).mean()), 4) if ok.any() else None,
+        "ece": round(metrics.expected_calibration_error(confidence, predicted[ok] == truth[ok]), 4) if ok.any() else None,
         "per_family": {f: (None if np.isnan(a) else round(float(a), 4)) for f, a in zip(chosen, per_family)},
         "support": {f: int(n) for f, n in zip(chosen, matrix.sum(axis=1))},
         "confusion": matrix.tolist(),

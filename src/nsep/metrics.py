@@ -24,6 +24,19 @@ def accuracy(matrix: np.ndarray) -> float:
     return float(np.trace(matrix) / total) if total else float("nan")
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """How far confidence is from accuracy: the mean over equal-width confidence bins of
+    ``|accuracy - mean confidence|``, weighed by each bin's share of the examples (Guo et al. 2017)."""
+    if not len(confidence):
+        return float("nan")
+    which = np.clip(np.ceil(np.asarray(confidence) * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.mean() * abs(float(np.mean(correct[inside])) - float(np.mean(confidence[inside])))
+    return total
+
+
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
     """Area under the precision-recall steps (as sklearn computes it; ties form one step); NaN without positives."""
     truth = np.asarray(truth, dtype=bool)

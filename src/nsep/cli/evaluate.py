@@ -17,7 +17,9 @@ app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True
 
 
 def _scores_table(scores: dict) -> Table:
-    table = Table(title=f"{scores['model']}: accuracy {scores['accuracy']:.4f} on {scores['notes']} notes", box=None)
+    calibration = f" (NLL {scores['nll']:.3f}, ECE {scores['ece']:.3f})" if scores.get("nll") is not None else ""
+    table = Table(title=f"{scores['model']}: accuracy {scores['accuracy']:.4f} on {scores['notes']} notes{calibration}",
+                  box=None)
     table.add_column("family")
     table.add_column("notes", justify="right")
     table.add_column("accuracy", justify="right")

@@ -198,6 +198,9 @@ def combine(members: list[str] = typer.Argument(..., help="Classifier names or w
             detector_weight: float = typer.Option(1.0, "--detector-weight", min=0.0, help="Exponent of the detector's presence in the product."),
             detector_seconds: float = typer.Option(None, "--detector-seconds", min=0.1,
                                                    help="The detector judges only the first seconds of each window (faster; default: all of it)."),
+            temperature: float = typer.Option(1.0, "--temperature", min=0.05,
+                                              help="Divide the combined log-probabilities by this (above 1 softens overconfident "
+                                                   "products; choose it on validation by `nsep eval classify`'s NLL)."),
             overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists."),
             json_: bool = JSON_OPTION) -> None:
     """Combine trained classifiers into one model that averages their probabilities (an ensemble),
@@ -211,7 +214,7 @@ def combine(members: list[str] = typer.Argument(..., help="Classifier names or w
     judge = registry.locate(detector, "detect")[0] if detector else None
     if detector_seconds is not None and not judge:
         raise UsageError("--detector-seconds needs --detector")
-    info = write_ensemble(paths, out, registry.build, judge, detector_weight, detector_seconds)
+    info = write_ensemble(paths, out, registry.build, judge, detector_weight, detector_seconds, temperature)
     record = {"out": str(out), "members": [str(p) for p in paths], "detector": str(judge) if judge else None,
               "labels": info.labels, "bytes": out.stat().st_size}
     if json_:

@@ -6,7 +6,8 @@ An ensemble may also hold a trained detector: each family's probability is then 
 the detector's presence of that family and the product renormalised (a product of experts), so a
 network trained on mixtures votes on single clips too. The detector may judge only the first seconds
 of each window (``detector_samples``): it costs several classifiers, and a note's attack carries
-most of what it adds.
+most of what it adds. Two experts that agree make an overconfident product; a ``temperature``
+above 1 (chosen on validation by log-likelihood) softens it without changing the decision.
 :func:`combine` writes such a model as one ordinary checkpoint (architecture ``ensemble``).
 """
 
@@ -28,12 +29,13 @@ class Ensemble(nn.Module):
 
     With a ``detector`` (clip logits over its own labels; ``detector_index[i]`` is the detector label
     of the ensemble's label ``i``), the mean is weighed by ``sigmoid(detector) ** detector_weight``
-    and renormalised; the detector sees the first ``detector_samples`` samples (all if None).
+    and renormalised; the detector sees the first ``detector_samples`` samples (all if None). The
+    result's log-probabilities are divided by ``temperature``.
     """
 
     def __init__(self, members: list[nn.Module], detector: nn.Module | None = None,
                  detector_index: list[int] | None = None, detector_weight: float = 1.0,
-                 detector_samples: int | None = None):
+                 detector_samples: int | None = None, temperature: float = 1.0):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.detector = detector
@@ -41,6 +43,7 @@ class Ensemble(nn.Module):
             self.register_buffer("detector_index", torch.tensor(detector_index, dtype=torch.long), persistent=False)
         self.detector_weight = detector_weight
         self.detector_samples = detector_samples
+        self.temperature = temperature
         first = members[0]
         # CNNs with one front end compute their spectrogram once (a third of a CNN's time on a CPU)
         self.shared_spectrogram = all(isinstance(m, CNNClassifier) and m.feature == first.feature for m in members)
@@ -53,19 +56,20 @@ class Ensemble(nn.Module):
             logits = [member(wave) for member in self.members]
         probabilities = torch.stack([x.float().softmax(dim=-1) for x in logits])
         log_mean = probabilities.mean(dim=0).clamp(min=1e-12).log()
-        if self.detector is None:
-            return log_mean
-        presence = F.logsigmoid(self.detector(wave[..., :self.detector_samples]).float()).index_select(-1, self.detector_index)
-        return (log_mean + self.detector_weight * presence).log_softmax(dim=-1)
+        if self.detector is not None:
+            presence = F.logsigmoid(self.detector(wave[..., :self.detector_samples]).float()).index_select(-1, self.detector_index)
+            log_mean = log_mean + self.detector_weight * presence
+        return (log_mean / self.temperature).log_softmax(dim=-1)
 
 
 def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
-            detector_weight: float = 1.0, detector_seconds: float | None = None) -> ModelInfo:
+            detector_weight: float = 1.0, detector_seconds: float | None = None, temperature: float = 1.0) -> ModelInfo:
     """Write one ``ensemble`` checkpoint from classifier checkpoints; ``build`` makes a network from
     its architecture name, label count and config (the registry's). An ensemble given as a
     member contributes its members, so every network weighs the same. ``detector``, a detector
     checkpoint whose labels include every classifier label, weighs the members' mean (one member
-    is then enough), judging the first ``detector_seconds`` of each window (all of it if None)."""
+    is then enough), judging the first ``detector_seconds`` of each window (all of it if None).
+    ``temperature`` divides the combined log-probabilities."""
     if len(paths) < (1 if detector else 2):
         raise UsageError("an ensemble needs at least two members, or one and a detector")
     members: list[dict] = []
@@ -90,7 +94,7 @@ def combine(paths: list[Path], out: Path, build, detector: Path | None = None,
             members.append({"architecture": info.architecture, "config": info.config})
             states.append(state)
     first = infos[0]
-    config: dict = {"members": members}
+    config: dict = {"members": members, **({"temperature": temperature} if temperature != 1.0 else {})}
     training: dict = {"members": [{"file": p.name, "metrics": i.metrics, "training": i.training}
                                   for p, i in zip(paths, infos)]}
     judge_state: dict[str, torch.Tensor] = {}

@@ -32,15 +32,15 @@ TORCH_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 def _ensemble(n_labels: int, members: list[dict], detector: dict | None = None,
               detector_index: list[int] | None = None, detector_weight: float = 1.0,
-              detector_samples: int | None = None) -> Ensemble:
+              detector_samples: int | None = None, temperature: float = 1.0) -> Ensemble:
     judge = build(detector["architecture"], len(detector["labels"]), detector["config"]) if detector else None
     return Ensemble([build(m["architecture"], n_labels, m["config"]) for m in members], judge, detector_index,
-                    detector_weight, detector_samples)
+                    detector_weight, detector_samples, temperature)
 
 
 TORCH_ARCHITECTURES["ensemble"] = _ensemble
 ARCHITECTURES = (*TORCH_ARCHITECTURES, "xgb")
-DEFAULT_MODELS = {"classify": "classify-cnn", "detect": "detect-cnn"}
+DEFAULT_MODELS = {"classify": "classify-cnn-detect", "detect": "detect-cnn"}
 MULTI_LABEL_TASKS = {"detect"}
 
 
