@@ -17,8 +17,10 @@ def test_list_shows_bundled_and_test_models_with_their_place(cli, server, model_
     code, out, _ = cli("models", "list", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rows["blob"] == {"name": "blob", "task": "classify", "architecture": "cnn", "size": 200_000,
+    assert rows["blob"] == {"name": "blob", "task": "classify", "default": False, "architecture": "cnn", "size": 200_000,
                             "where": "missing", "metric": "accuracy 0.5"}
+    defaults = {r["task"]: r["name"] for r in rows.values() if r["default"]}  # one a task, the one it runs unasked
+    assert defaults == {"classify": "classify-cnn-detect", "detect": "detect-cnn", "separate": "separate-unet-bilstm"}
     assert rows["htdemucs"]["size"] == 84_141_911 and rows["htdemucs_ft"]["size"] is None
     assert rows["separate-unet-bilstm"]["metric"].startswith("validation.valid.si_sdri ")  # the gain, not raw SI-SDR
     assert server.requests == []

@@ -75,19 +75,30 @@ def _megabytes(size: int | None) -> str:
 
 
 def _list_table(records: list[dict[str, Any]]) -> Table:
-    table = _columns_table(("name", "task", "architecture", "size", "where", "metric"), right=("size",))
+    table = _columns_table(("name", "task", "default", "architecture", "size", "where", "metric"), right=("size",))
     for r in records:
-        table.add_row(r["name"], r["task"], r["architecture"], _megabytes(r["size"]), r["where"], r["metric"])
+        table.add_row(r["name"], r["task"], "yes" if r["default"] else "", r["architecture"], _megabytes(r["size"]),
+                      r["where"], r["metric"])
     return table
+
+
+def _defaults() -> set[str]:
+    """The model each task runs when no --model is given."""
+    from nsep.models import registry
+    from nsep.models import separator
+
+    return {*registry.DEFAULT_MODELS.values(), separator.DEFAULT}
 
 
 @app.command("list")
 def list_(repo_location: str = REPO_OPTION, json_: bool = JSON_OPTION) -> None:
-    """List known models: task, architecture, size, where the weights are, headline metric."""
+    """List known models: task, whether the task runs it by default, architecture, size, where the
+    weights are, headline metric."""
     _use(repo_location)
     reporter = common.Reporter("json" if json_ else "table", _list_table)
+    defaults = _defaults()
     for model in repo.manifest():
-        reporter.add({"name": model.name, "task": model.task, "architecture": model.architecture,
+        reporter.add({"name": model.name, "task": model.task, "default": model.name in defaults, "architecture": model.architecture,
                       "size": _size(model), "where": repo.location(model), "metric": _headline(model.metrics)})
     raise typer.Exit(reporter.finish())
 
