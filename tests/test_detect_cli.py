@@ -97,6 +97,21 @@ def test_a_long_file_gets_a_timeline_over_all_of_it(tmp_path):
     assert list(result.present) == [1.0, 0.0]
 
 
+def test_segments_are_kept_only_for_families_present_in_the_file(tmp_path):
+    rate = 16_000
+    paths = []
+    for seconds in (1, 3):  # one window, and several
+        path = tmp_path / f"{seconds}s.wav"
+        sf.write(path, (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate * seconds) / rate)).astype(np.float32), rate)
+        paths.append(str(path))
+    frame_only = detection.Thresholds(np.array([1.5, 0.5]), np.array([0.5, 0.5]))  # frames pass, presence never does
+    both = detection.Thresholds(np.array([0.5, 0.5]), np.array([0.5, 0.5]))
+    for result in detection.run(Loudness(), paths, frame_only):
+        assert result.error is None and result.segments == []
+    for result in detection.run(Loudness(), paths, both):
+        assert [s.family for s in result.segments] == ["a"]
+
+
 def test_timeline_holds_only_the_windows_in_flight():
     timeline = Timeline(2, step=0.1)
     released = 0

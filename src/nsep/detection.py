@@ -4,7 +4,8 @@ The engine's decoders stream each file into model-sized windows that overlap by 
 from consecutive files share batches (:func:`nsep.engine.batches`). Each file's window activity goes
 straight into its :class:`~nsep.timeline.Timeline`, so memory is bounded by the batch and the
 windows in flight, not by the file's length. A family's presence is its highest clip
-probability over the file's windows.
+probability over the file's windows; its timeline segments are kept only if it is present (its
+presence reaches the clip threshold), so the timeline never contradicts ``labels``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Thresholds:
         """The labels whose clip- or file-level probability reaches its threshold, in label order."""
         return [label for label, above in zip(labels, (np.asarray(probabilities) >= self.clip).tolist()) if above]
 
+    def keep_present(self, labels: list[str], probabilities: np.ndarray, segments: list[Segment]) -> list[Segment]:
+        """The segments of families that are present (frames of an absent family do not count)."""
+        present = set(self.present(labels, probabilities))
+        return [segment for segment in segments if segment.family in present]
+
 
 class _FileState:
     """A file in flight: its timeline, segment tracker and running presence."""
@@ -81,7 +87,7 @@ class _FileState:
         self.result.present = self.presence
         if self.timeline is not None and self.result.error is None:
             self.tracker.feed(*self.timeline.finish(duration))
-            self.result.segments = self.tracker.finish(duration)
+            self.result.segments = self.thresholds.keep_present(self.labels, self.presence, self.tracker.finish(duration))
         return self.result
 
 
@@ -134,7 +140,8 @@ def run(
                 found = one_window_segments(frames[rows], durations, span, step, info.labels, thresholds.frame, min_duration)
                 present = clip[rows]  # a copy: results must not hold on to the pinned batch
                 for k, (index, segments) in enumerate(zip(indices, found)):
-                    done[index] = Detection(index, paths[index], float(durations[k]), present[k], segments, 1)
+                    done[index] = Detection(index, paths[index], float(durations[k]), present[k],
+                                            thresholds.keep_present(info.labels, present[k], segments), 1)
         for index, duration, error in batch.closed:
             if index in done:
                 yield from order.put(index, done.pop(index))

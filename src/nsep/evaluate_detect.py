@@ -95,12 +95,14 @@ def frames_by_label(frames: np.ndarray) -> np.ndarray:
 
 
 def _summary(c: Collected, columns: np.ndarray, thresholds: Thresholds) -> tuple[dict, dict]:
-    """Headline scores, and per-label arrays (AP, F1, accuracy, frame F1) for ``columns``."""
+    """Headline scores, and per-label arrays (AP, F1, accuracy, frame F1) for ``columns``. A frame is
+    decided active only in a mixture its family is decided present in, as ``nsep detect`` keeps
+    segments of present families only."""
     probs, truth = c.probs[:, columns], c.truth[:, columns]
     decided = probs >= thresholds.clip[columns]
     f1 = metrics.multilabel_f1(decided, truth)
-    frames = metrics.multilabel_f1(frames_by_label(c.frame_probs[:, columns] >= thresholds.frame[columns, None]),
-                                   frames_by_label(c.frame_truth[:, columns]))
+    active = (c.frame_probs[:, columns] >= thresholds.frame[columns, None]) & decided[:, :, None]
+    frames = metrics.multilabel_f1(frames_by_label(active), frames_by_label(c.frame_truth[:, columns]))
     accuracy = metrics.label_accuracy(decided, truth)
     ap = metrics.label_average_precision(probs, truth)
     headline = {
