@@ -158,16 +158,19 @@ THRESHOLD_FLOOR = 0.05  # below this a family is "present" in almost anything: v
 
 
 def choose_thresholds(collected: evaluate_detect.Collected) -> Thresholds:
-    """Each family's thresholds for the best F1 on validation, of clips and of frames (0.5 where validation has none of it).
+    """Each family's thresholds for the best F1 on validation, of clips and then of frames in the
+    mixtures the clip thresholds find the family in (0.5 where validation has none of it).
 
     Thresholds are kept at or above :data:`THRESHOLD_FLOOR`: a family the model cannot tell apart on
     validation gets its best F1 by saying yes to nearly everything, which would flood real files
     with false detections.
     """
-    clip = metrics.best_thresholds(collected.probs, collected.truth)
-    frame = metrics.best_thresholds(evaluate_detect.frames_by_label(collected.frame_probs.astype(np.float32)),
+    clip = np.maximum(metrics.best_thresholds(collected.probs, collected.truth), THRESHOLD_FLOOR)
+    # frames count only where their family is decided present (as nsep detect keeps segments)
+    present = collected.probs >= clip
+    frame = metrics.best_thresholds(evaluate_detect.frames_by_label(collected.frame_probs.astype(np.float32) * present[:, :, None]),
                                     evaluate_detect.frames_by_label(collected.frame_truth))
-    return Thresholds(np.maximum(clip, THRESHOLD_FLOOR), np.maximum(frame, THRESHOLD_FLOOR))
+    return Thresholds(clip, np.maximum(frame, THRESHOLD_FLOOR))
 
 
 def store_thresholds(info: ModelInfo, thresholds: Thresholds) -> None:
