@@ -242,6 +242,25 @@ def test_gating_closes_absent_families_and_keeps_the_sum():
     assert torch.allclose(nothing, open_, atol=1e-6)  # none allowed: every mask stays open
 
 
+def test_a_mask_temperature_softens_the_masks_and_keeps_the_sum():
+    from nsep.models.unet import UNetSeparator
+
+    torch.manual_seed(0)
+    sharp = UNetSeparator(3, width=4, depth=2).eval()
+    soft, flat = UNetSeparator(3, width=4, depth=2, mask_temperature=2.0), UNetSeparator(3, width=4, depth=2, mask_temperature=1e6)
+    for net in (soft, flat):
+        net.load_state_dict(sharp.state_dict())
+        net.eval()
+    wave = torch.randn(1, 8_000) * 0.1
+    with torch.no_grad():
+        stems = [net(wave) for net in (sharp, soft, flat)]
+    for out in stems:
+        assert torch.allclose(out.sum(1), wave, atol=1e-5)
+    assert torch.allclose(stems[2], wave[:, None].expand(-1, 3, -1) / 3, atol=1e-5)  # no preference: an even share
+    spread = [float((out - wave[:, None] / 3).abs().mean()) for out in stems]
+    assert spread[0] > spread[1] > spread[2]  # the hotter, the closer to an even share
+
+
 def test_separate_with_gate_writes_only_detected_families(cli, tmp_path, demucs_package):
     from nsep import detection
     from nsep.models import registry
@@ -249,7 +268,7 @@ def test_separate_with_gate_writes_only_detected_families(cli, tmp_path, demucs_
     song = tmp_path / "a.wav"
     data = _stereo(song, 2.0, 16_000)
     gate = separators.load(None, "cpu").gate_detector  # the detector the default separator names
-    detector = registry.load(gate, "detect", "cpu")
+    detector = registry.load(gate, "detect", "cpu", autocast=False)  # float32, as separation on a CPU runs it
     thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
     result, = detection.run(detector, [str(song)], thresholds)
     found = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}

@@ -213,7 +213,7 @@ def separate(
         from nsep.evaluate_separate import detector_gate
         from nsep.models import registry
 
-        detector = registry.load(detect_model or separator.gate_detector, "detect", device, autocast=not fp32)
+        detector = registry.load(detect_model or separator.gate_detector, "detect", device, autocast=separator.autocast)
         if gate_threshold is None:
             gate_threshold = separators.GATE_THRESHOLD
         chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold))

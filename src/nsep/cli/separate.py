@@ -50,8 +50,8 @@ def separate(
     batch_size: int = typer.Option(None, "--batch-size", "-b", min=1,
                                    help="Windows per forward pass (default: 16 on a GPU, under 8 GB for htdemucs; "
                                         "2 on a CPU, where memory, not speed, grows with it)."),
-    fp32: bool = typer.Option(False, "--fp32", help="Run in float32 (default: bf16 autocast on a GPU or a CPU with native "
-                                                    "bf16; stems differ by under 1e-3, see docs/PERFORMANCE.md)."),
+    fp32: bool = typer.Option(False, "--fp32", help="Run in float32 on a GPU (default: bf16 autocast there; stems differ by "
+                                                    "under 1e-3, see docs/PERFORMANCE.md). CPUs always run separators in float32."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --shifts delays."),
     families: str = typer.Option(None, "--families", help="Comma-separated families known to play: the mix is shared out "
                                                           "among these only (nsep's own models)."),

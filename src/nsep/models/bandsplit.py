@@ -41,8 +41,9 @@ class _Residual(nn.Module):
 
 
 class BandSplitSeparator(MaskSeparator):
-    def __init__(self, n_sources: int, dim: int = 64, hidden: int = 96, layers: int = 4, n_fft: int = 1024, hop: int = 256):
-        super().__init__(n_sources, n_fft, hop)
+    def __init__(self, n_sources: int, dim: int = 64, hidden: int = 96, layers: int = 4, n_fft: int = 1024, hop: int = 256,
+                 mask_temperature: float = 1.0):
+        super().__init__(n_sources, n_fft, hop, mask_temperature)
         self.edges = band_edges(n_fft // 2 + 1)
         sizes = [b - a for a, b in zip(self.edges, self.edges[1:])]
         self.embed = nn.ModuleList(nn.Sequential(nn.LayerNorm(3 * n), nn.Linear(3 * n, dim)) for n in sizes)

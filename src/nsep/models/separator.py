@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nsep.errors import NsepError, UsageError
-from nsep.models.base import bf16_pays, pick_device, read_checkpoint
+from nsep.models.base import pick_device, read_checkpoint
 from nsep.models.fusion import fold_batchnorm
 from nsep.models.groupnorm import ParallelGroupNorm
 from nsep.models.masking import MaskSeparator
@@ -28,14 +28,14 @@ GATE_THRESHOLD = 0.05
 
 
 class TorchSeparator(Separator):
-    """An nsep mask network (mono in, one stem per family out), in bf16 autocast where it pays."""
+    """An nsep mask network (mono in, one stem per family out), with bf16 autocast on CUDA."""
 
     def __init__(self, module: nn.Module, name: str, sources: list[str], sample_rate: int, segment: float,
                  device: torch.device, autocast: bool = True, gated: bool = False, gate_detector: str | None = None):
         self.module = module.to(device).eval()
         self.gated, self.gate_detector = gated, gate_detector
         self.name, self.sources, self.sample_rate, self.segment = name, sources, sample_rate, segment
-        self.channels, self.device, self.autocast = 1, device, autocast and bf16_pays(device)
+        self.channels, self.device, self.autocast = 1, device, autocast and device.type == "cuda"
         self.allowed: torch.Tensor | None = None
 
     def gate(self, families: set[str] | None) -> None:
@@ -69,7 +69,7 @@ class DemucsSeparator(Separator):
         for network in self.networks:
             network.to(device).eval()
         first = self.networks[0]
-        self.name, self.device, self.autocast = name, device, autocast and bf16_pays(device)
+        self.name, self.device, self.autocast = name, device, autocast and device.type == "cuda"
         self.parallel_group_norm = parallel_group_norm and device.type == "cuda"
         self.sources = [DEMUCS_STEMS.get(s, s) for s in model.sources]
         self.sample_rate, self.channels = int(model.samplerate), int(model.audio_channels)
@@ -108,8 +108,9 @@ def _torch_separator(path: Path, name: str, device: torch.device, autocast: bool
 
 
 def load(name: str | None, device: str = "auto", autocast: bool = True) -> Separator:
-    """A ready separator for a model name or a weights path (``.pt`` nsep, ``.th`` demucs); it runs
-    in bf16 autocast where that pays (a GPU, a CPU with native bf16) unless ``autocast`` is false."""
+    """A ready separator for a model name or a weights path (``.pt`` nsep, ``.th`` demucs); on a GPU
+    it runs in bf16 autocast unless ``autocast`` is false. On a CPU it stays in float32: bf16 would be
+    1.4x as fast there but cost a few hundredths of a dB on validation, and the CPU is fast enough."""
     from nsep import repo
 
     name = name or DEFAULT

@@ -22,8 +22,8 @@ class UNetSeparator(MaskSeparator):
     """Encoder of strided convolutions, decoder of transposed ones with skip connections."""
 
     def __init__(self, n_sources: int, width: int = 16, depth: int = 4, bilstm: bool = False,
-                 n_fft: int = 1024, hop: int = 256):
-        super().__init__(n_sources, n_fft, hop)
+                 n_fft: int = 1024, hop: int = 256, mask_temperature: float = 1.0):
+        super().__init__(n_sources, n_fft, hop, mask_temperature)
         self.depth = depth
         widths = [width * 2**i for i in range(depth + 1)]
         self.stem = _block(1, widths[0])
