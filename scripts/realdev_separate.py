@@ -39,8 +39,10 @@ def references(item: dict, realdev: Path) -> dict[str, torch.Tensor]:
     return dict(refs)
 
 
-def gates(gate: str | None, items: list[dict], realdev: Path, detector_name: str | None = None) -> dict[str, set[str] | None]:
-    """Per item, the families its mixture is shared out among: None (all), the detector's, or its named ones."""
+def gates(gate: str | None, items: list[dict], realdev: Path, sep: separators.Separator,
+          detector_name: str | None = None) -> dict[str, set[str] | None]:
+    """Per item, the families its mixture is shared out among: None (all), the detector's (at ``sep``'s
+    gate threshold and precision, as ``nsep separate --gate``), or its named ones."""
     if gate == "named":
         return {i["name"]: {FAMILY.get(s["family"], s["family"]) for s in i["sources"]} - {"other"} for i in items}
     if gate != "detect":
@@ -48,15 +50,15 @@ def gates(gate: str | None, items: list[dict], realdev: Path, detector_name: str
     from nsep import detection
     from nsep.models import registry
 
-    detector = registry.load(detector_name, "detect", "cpu")
-    thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
+    detector = registry.load(detector_name or sep.gate_detector, "detect", "cpu", autocast=sep.autocast)
+    thresholds = detection.Thresholds.of(detector.info, sep.gate_threshold)
     results = detection.run(detector, [str(realdev / i["mixture"]) for i in items], thresholds, workers=0)
     return {i["name"]: set(thresholds.present(detector.info.labels, r.present)) for i, r in zip(items, results)}
 
 
 def score(model: str, items: list[dict], realdev: Path, gate: str | None = None, detector: str | None = None) -> dict:
     sep = separators.load(model, "cpu")
-    allowed = gates(gate, items, realdev, detector or sep.gate_detector)
+    allowed = gates(gate, items, realdev, sep, detector)
     rows = {}
     for item in items:
         clip = audio.load(str(realdev / item["mixture"]))

@@ -269,7 +269,7 @@ def test_separate_with_gate_writes_only_detected_families(cli, tmp_path, demucs_
     data = _stereo(song, 2.0, 16_000)
     gate = separators.load(None, "cpu").gate_detector  # the detector the default separator names
     detector = registry.load(gate, "detect", "cpu", autocast=False)  # float32, as separation on a CPU runs it
-    thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD)
+    thresholds = detection.Thresholds.of(detector.info, separators.load(None, "cpu").gate_threshold)
     result, = detection.run(detector, [str(song)], thresholds)
     found = {label for label, p, t in zip(detector.info.labels, result.present, thresholds.clip) if p >= t}
     code, out, err = cli("-q", "separate", str(song), "-o", str(tmp_path / "out"), "--gate", "--bits", "float", "--jsonl")
@@ -300,12 +300,32 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     code, out, err = cli(*args)
     assert code == 0, err
     default = json.loads(out)  # the shipped default was trained gated: the detector gates it unless told
-    assert default["gate"] == "detect:detect-cnn-gate" and default["gate_threshold"] == separators.GATE_THRESHOLD
+    assert default["gate"] == "detect:detect-cnn-gate" and default["gate_threshold"] == separators.load(None, "cpu").gate_threshold
     code, out, err = cli(*args, "--detect-model", "detect-cnn")
     assert code == 0, err
     assert json.loads(out)["gate"] == "detect:detect-cnn"
     code, _, err = cli(*args, "--gate", "psychic")
     assert code == 2 and "--gate" in err
+
+
+def test_a_separator_records_its_own_gate_threshold(bank, cli, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    from nsep.models import registry
+
+    tuned = tmp_path / "tuned.pt"  # the shipped default, told to let every family through its gate
+    proc = subprocess.run([sys.executable, "scripts/tune_separator.py", str(registry.locate("separate-unet-bilstm", "separate")[0]),
+                           "--gate-threshold", "0", "-o", str(tuned)], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert separators.load(str(tuned), "cpu").gate_threshold == 0.0
+    args = ("-q", "eval", "separate", "--data", str(bank), "--k", "2", "--mixtures", "3", "--device", "cpu", "--json")
+    code, out, err = cli(*args, "--model", str(tuned))
+    assert code == 0, err
+    recorded = json.loads(out)
+    code, out, err = cli(*args, "--model", str(tuned), "--gate", "none")
+    assert code == 0, err
+    assert recorded["gate_threshold"] == 0.0 and recorded["overall"] == json.loads(out)["overall"]
 
 
 def test_si_sdr_is_scale_invariant_and_lowest_for_silent_estimates():

@@ -26,6 +26,10 @@ from nsep.errors import UsageError
 from nsep.models.base import Later
 
 STATS_PIECE = 1 << 16  # samples per step of input_stats
+# presence a family needs to pass presence gating (--gate) unless the model records its own: the
+# detector's own thresholds aim at F1, a gate needs recall; chosen on validation mixtures over 0.02-0.2
+# and the detector's own (docs/MODELS.md)
+GATE_THRESHOLD = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Separator(ABC):
     gpu_batch_size: int = 16
     gated: bool = False  # trained to separate among the families a detector finds: --gate by default
     gate_detector: str | None = None  # the detector whose gate it was chosen with (None: the default detector)
+    gate_threshold: float = GATE_THRESHOLD  # the presence a family needs to pass its gate
 
     @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor: ...

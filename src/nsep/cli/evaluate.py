@@ -177,7 +177,7 @@ def separate(
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate detect (default: the one the "
                                                                             "model's gate was chosen with, else detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
-                                         help="Presence a family needs to pass --gate detect (default: 0.05, as `nsep separate --gate`)."),
+                                         help="Presence a family needs to pass --gate detect (default: the model's, as `nsep separate --gate`)."),
     device: str = DEVICE_OPTION,
     fp32: bool = FP32_OPTION,
     json_: bool = common.JSON_OPTION,
@@ -214,8 +214,7 @@ def separate(
         from nsep.models import registry
 
         detector = registry.load(detect_model or separator.gate_detector, "detect", device, autocast=separator.autocast)
-        if gate_threshold is None:
-            gate_threshold = separators.GATE_THRESHOLD
+        gate_threshold = separator.gate_threshold if gate_threshold is None else gate_threshold
         chosen_gate = detector_gate(detector, Thresholds.of(detector.info, gate_threshold))
     separator.gate(set() if gate else None)  # refuses models that cannot be gated, before any work
     ks = list(range(low, high + 1))

@@ -61,7 +61,7 @@ def separate(
     detect_model: str = typer.Option(None, "--detect-model", help="Detector for --gate (default: the one the model's "
                                                                             "gate was chosen with, else detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
-                                         help="Presence a family needs to pass --gate (default: 0.05, chosen on validation mixtures)."),
+                                         help="Presence a family needs to pass --gate (default: the model's, chosen on validation mixtures; else 0.05)."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
     files_from: str = FILES_FROM_OPTION,
@@ -144,7 +144,7 @@ def _detected(files: list[str], detect_model: str | None, threshold: float | Non
     separator.gate(set())  # refuses models that cannot be gated, before any work
     detector = registry.load(detect_model or separator.gate_detector, "detect", device, autocast=separator.autocast)
     common.log(f"gate: {detector.info.name}", level=1)
-    thresholds = detection.Thresholds.of(detector.info, separators.GATE_THRESHOLD if threshold is None else threshold)
+    thresholds = detection.Thresholds.of(detector.info, separator.gate_threshold if threshold is None else threshold)
     found = {}
     for result in detection.run(detector, files, thresholds):
         if result.error is None and result.present is not None:

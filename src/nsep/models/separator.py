@@ -17,23 +17,21 @@ from nsep.models.base import pick_device, read_checkpoint
 from nsep.models.fusion import fold_batchnorm
 from nsep.models.groupnorm import ParallelGroupNorm
 from nsep.models.masking import MaskSeparator
-from nsep.separation import Separator
+from nsep.separation import GATE_THRESHOLD, Separator
 
 # demucs' stem names -> nsep's families (``other`` stays ``other``)
 DEMUCS_STEMS = {"drums": "drums", "bass": "bass", "vocals": "vocal", "guitar": "guitar", "piano": "keyboard", "other": "other"}
 DEFAULT = "separate-unet-bilstm"  # best validation SI-SDRi of the three, and fast on a CPU
-# presence a family needs to pass presence gating (--gate): the detector's own thresholds aim at F1,
-# a gate needs recall; chosen on validation mixtures over 0.02-0.2 and the detector's own (docs/MODELS.md)
-GATE_THRESHOLD = 0.05
 
 
 class TorchSeparator(Separator):
     """An nsep mask network (mono in, one stem per family out), with bf16 autocast on CUDA."""
 
     def __init__(self, module: nn.Module, name: str, sources: list[str], sample_rate: int, segment: float,
-                 device: torch.device, autocast: bool = True, gated: bool = False, gate_detector: str | None = None):
+                 device: torch.device, autocast: bool = True, gated: bool = False, gate_detector: str | None = None,
+                 gate_threshold: float = GATE_THRESHOLD):
         self.module = module.to(device).eval()
-        self.gated, self.gate_detector = gated, gate_detector
+        self.gated, self.gate_detector, self.gate_threshold = gated, gate_detector, gate_threshold
         self.name, self.sources, self.sample_rate, self.segment = name, sources, sample_rate, segment
         self.channels, self.device, self.autocast = 1, device, autocast and device.type == "cuda"
         self.allowed: torch.Tensor | None = None
@@ -104,7 +102,8 @@ def _torch_separator(path: Path, name: str, device: torch.device, autocast: bool
         raise NsepError(f"{path}: weights do not fit architecture {info.architecture} ({err})") from None
     module = fold_batchnorm(module.eval())
     return TorchSeparator(module, name, list(info.labels), info.sample_rate, info.clip_seconds, device, autocast,
-                          gated=bool(info.training.get("gated", False)), gate_detector=info.training.get("gate_detector"))
+                          gated=bool(info.training.get("gated", False)), gate_detector=info.training.get("gate_detector"),
+                          gate_threshold=info.training.get("gate_threshold", GATE_THRESHOLD))
 
 
 def load(name: str | None, device: str = "auto", autocast: bool = True) -> Separator:
