@@ -117,7 +117,7 @@ def main() -> None:
                 speedup=round(rows["demucs apply_model (fp32, defaults)"]["seconds"] / wall, 2))
 
     for name in args.models:
-        default = separators.load(name, str(device))  # bf16 where it pays; then --fp32 where that differs
+        default = separators.load(name, str(device))  # bf16 on a GPU; then --fp32 where that differs
         for sep in [default, separators.load(name, str(device), autocast=False)] if default.autocast else [default]:
             batch = batch_size(sep)
 
