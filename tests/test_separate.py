@@ -210,6 +210,29 @@ def test_gated_training_opens_the_playing_families_and_records_it(bank, cli, tmp
     assert np.abs(sum(sf.read(p)[0] for p in (tmp_path / "piped" / "stdin").iterdir()) - data).max() < 1e-5
 
 
+def test_a_fine_tune_keeps_its_starts_config_and_gate_settings(bank, tmp_path):  # noqa: F811
+    from nsep.models.base import read_checkpoint, save_state
+    from nsep.train.separate import SeparateConfig, train
+
+    small = dict(data=[str(bank)], architecture="unet", k=(2, 2), clip_samples=16_000, epochs=1, steps_per_epoch=2,
+                 batch_size=4, valid_mixtures=8, workers=0, device="cpu", model_config={"width": 4, "depth": 2}, gated=True)
+    train(SeparateConfig(out=str(tmp_path / "start.pt"), **small), report=lambda event: None)
+    info, state = read_checkpoint(tmp_path / "start.pt")
+    info.config = {**info.config, "mask_temperature": 1.5}  # as scripts/tune_separator.py writes them
+    info.training = {**info.training, "gate_threshold": 0.2, "gate_detector": "detect-cnn-gate"}
+    save_state(tmp_path / "tuned.pt", state, info)
+    train(SeparateConfig(out=str(tmp_path / "fine.pt"), init=str(tmp_path / "tuned.pt"), **small), report=lambda event: None)
+    fine, _ = read_checkpoint(tmp_path / "fine.pt")
+    assert fine.config == {"width": 4, "depth": 2, "mask_temperature": 1.5}
+    assert fine.training["gate_threshold"] == 0.2 and fine.training["gate_detector"] == "detect-cnn-gate"
+    assert separators.load(str(tmp_path / "fine.pt"), "cpu").module.mask_temperature == 1.5
+    # weights of another kind (here a plain state dict) lend their tensors and nothing else
+    torch.save(state, tmp_path / "plain.pt")
+    train(SeparateConfig(out=str(tmp_path / "plain-fine.pt"), init=str(tmp_path / "plain.pt"), **small), report=lambda event: None)
+    plain, _ = read_checkpoint(tmp_path / "plain-fine.pt")
+    assert plain.config == {"width": 4, "depth": 2} and "gate_threshold" not in plain.training
+
+
 def test_train_demucs_architecture_then_separate_with_it(bank, cli, tmp_path):  # noqa: F811
     out = tmp_path / "htdemucs.pt"
     code, _, err = cli("-q", "train", "separate", "--data", str(bank), "--out", str(out), "--model", "htdemucs",

@@ -234,7 +234,7 @@ def separate(
     max_minutes: float = MAX_MINUTES_OPTION,
     valid_mixtures: int = typer.Option(256, "--valid-mixtures", min=8, help="Validation mixtures per mode."),
     width: int = typer.Option(None, help="Channel width (unet, unet-bilstm, htdemucs) or band feature size (bandsplit)."),
-    init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model)."),
+    init: Path = typer.Option(None, "--init", help="Start from these weights (an earlier run of the same model); an nsep separator's config and gate settings come with them."),
     gated: bool = typer.Option(False, "--gated", help="Learn the gated task: only the playing families' masks open "
                                "(plus false alarms, --gate-extra); the model then separates with --gate by default."),
     gate_extra: float = typer.Option(0.1, "--gate-extra", min=0.0, max=1.0, help="With --gated: chance that an absent family's mask stays open."),

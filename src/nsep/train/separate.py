@@ -30,7 +30,8 @@ from nsep import distributed, metrics
 from nsep.data import mixtures
 from nsep.evaluate_detect import run_seed
 from nsep.models import registry
-from nsep.models.base import ModelInfo
+from nsep.errors import NsepError
+from nsep.models.base import ModelInfo, read_checkpoint
 from nsep.taxonomy import FAMILIES
 from nsep.train import state
 from nsep.train.schedule import TrainingSchedule
@@ -103,6 +104,21 @@ def loader(examples, cfg: SeparateConfig, count: int, seed: int, k: tuple[int, i
     )
 
 
+def inherited(init: str | None, architecture: str) -> tuple[dict, dict]:
+    """What a fine-tune keeps of the nsep separator it starts from (same architecture): its model
+    config (such as the mask temperature) and its gate settings (presence threshold, gate detector),
+    so that it runs as its start did and can be averaged with it. Nothing for other weights files."""
+    if not init:
+        return {}, {}
+    try:
+        info, _ = read_checkpoint(Path(init))
+    except NsepError:  # a plain state dict: nothing to keep
+        return {}, {}
+    if info.task != "separate" or info.architecture != architecture:
+        return {}, {}
+    return dict(info.config), {key: info.training[key] for key in ("gate_threshold", "gate_detector") if key in info.training}
+
+
 def gate(presence: torch.Tensor, extra: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Open masks ``[B, S]`` (bool): the playing families, and each other one with probability ``extra``."""
     chance = torch.rand(presence.shape, generator=generator)
@@ -142,7 +158,9 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     train_notes, valid_notes = split_banks(cfg.data)
     report({"event": "data", "train_notes": len(train_notes), "valid_notes": len(valid_notes), "workers": workers})
     labels = list(FAMILIES)
-    model = registry.build(cfg.architecture, len(labels), cfg.model_config).to(device)
+    start_config, gate_settings = inherited(cfg.init, cfg.architecture)
+    model_config = {**start_config, **cfg.model_config}  # what the command line says wins
+    model = registry.build(cfg.architecture, len(labels), model_config).to(device)
     if cfg.init and not resume:
         loaded, skipped = load_init(model, cfg.init)
         report({"event": "init", "path": cfg.init, "loaded": loaded, "skipped": skipped})
@@ -161,9 +179,9 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     schedule = TrainingSchedule(optimiser, steps, cfg.epochs, cfg.max_seconds)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="separate", labels=labels, sample_rate=SAMPLE_RATE,
-        clip_samples=SEGMENT_SAMPLES, config=cfg.model_config,
+        clip_samples=SEGMENT_SAMPLES, config=model_config,
         training={"config": asdict(cfg), "train_notes": len(train_notes), "valid_notes": len(valid_notes),
-                  "gated": cfg.gated},
+                  "gated": cfg.gated, **gate_settings},
     )
     history: list[dict] = []
     best, start_epoch, stale = -math.inf, 0, 0
