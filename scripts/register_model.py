@@ -5,7 +5,8 @@ Usage: python scripts/register_model.py weights/classify-cnn.pt --name classify-
 Each metrics file is a JSON document (e.g. from `nsep eval ... --json`); its headline numbers are
 stored under KEY. Labels, sample rate and the architecture come from the weights file itself.
 `--gate-detector NAME` first records in a separator's weights file the detector its gate was chosen
-with (`nsep separate` and `nsep eval separate` gate with it unless given --detect-model).
+with (`nsep separate` and `nsep eval separate` gate with it unless given --detect-model). A separator's
+gate settings (detector, presence threshold) are copied from its weights file into the manifest.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def _info(path: Path) -> dict:
         from nsep.models.base import read_checkpoint
 
         info, _ = read_checkpoint(path)
+    training = info.training or {}
     return {"task": info.task, "architecture": info.architecture, "labels": info.labels,
-            "sample_rate": info.sample_rate, "valid": info.metrics}
+            "sample_rate": info.sample_rate, "valid": info.metrics,
+            "gate": {key: training[key] for key in ("gate_detector", "gate_threshold") if key in training}}
 
 
 def _record_gate_detector(path: Path, detector: str) -> None:
@@ -64,7 +67,7 @@ def main() -> None:
     entry = repo.ModelEntry(name=args.name, task=info["task"], architecture=info["architecture"],
                             sample_rate=info["sample_rate"], channels=1, labels=info["labels"],
                             description=args.description, training={"data": args.training_data, "command": args.command,
-                                      **({"gate_detector": args.gate_detector} if args.gate_detector else {})},
+                                                                    **info["gate"]},
                             metrics=metrics)
     written = repo.register(entry, args.file, Path("weights/manifest.json"))
     print(f"{written.name}: {written.size} bytes, sha256 {written.sha256}")
