@@ -52,3 +52,22 @@ def test_expected_calibration_error_matches_hand_worked_values():
     assert metrics.expected_calibration_error(confidence, correct, bins=10) == pytest.approx(0.5 * 0.4 + 0.5 * 0.05)
     assert metrics.expected_calibration_error(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.0)
     assert np.isnan(metrics.expected_calibration_error(np.array([]), np.array([], dtype=bool)))
+
+
+def test_bootstrap_interval_draws_whole_groups_and_is_seeded():
+    from nsep import metrics
+
+    rng = np.random.default_rng(0)
+    # 20 instruments of 10 notes each: an instrument's notes are all right or all wrong
+    correct = np.repeat(rng.random(20) < 0.7, 10).astype(float)
+    instruments = np.repeat(np.arange(20), 10)
+    by_instrument = metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), instruments)
+    by_note = metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), np.arange(200))
+    assert by_instrument == metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), instruments)  # seeded
+    assert by_instrument[0] <= correct.mean() <= by_instrument[1]
+    # notes that are not independent leave more doubt: about sqrt(10) times the width
+    assert (by_instrument[1] - by_instrument[0]) > 2 * (by_note[1] - by_note[0])
+    assert metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), np.zeros(200)) is None  # one group
+    # a bound the statistic cannot reach in finite terms is None (silenced stems' -inf)
+    silenced = np.array([-np.inf] * 6 + [1.0, 2.0])
+    assert metrics.bootstrap_interval(lambda drawn: np.median(silenced[drawn]), np.arange(8))[0] is None

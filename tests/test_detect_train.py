@@ -101,6 +101,8 @@ def test_eval_detect_reports_by_instrument_count(cli, bank, trained):
     assert scores["mode"] == "music" and set(scores["by_instruments"]) == {"1", "2"}
     assert scores["mixtures"] == 12 and scores["frame_f1"] is not None
     assert set(scores["per_family"]) <= {"bass", "flute", "drums"}
+    assert scores["map_ci95"][0] <= scores["map"] <= scores["map_ci95"][1]
+    assert scores["per_label_accuracy_ci95"][0] <= scores["per_label_accuracy"] <= scores["per_label_accuracy_ci95"][1]
     code, again, _ = cli("eval", "detect", "--data", str(bank), "--model", str(out), "--mode", "music",
                          "--k", "1..2", "--mixtures", "6", "--split", "valid", "--json")
     assert again == stdout  # the same seed gives the same mixtures and scores

@@ -311,6 +311,8 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert code == 0, err
     gated = json.loads(out)
     assert gated["gate"] == "oracle" and gated["overall"]["stems"] == 6
+    low, high = gated["overall"]["median_si_sdri_ci95"]  # drawn by mixture
+    assert low <= gated["overall"]["median_si_sdri"] <= high
     code, out, err = cli(*args, "--gate", "none")
     assert code == 0, err
     ungated = json.loads(out)

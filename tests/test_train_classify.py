@@ -53,6 +53,8 @@ def test_eval_classify_reports_accuracy_and_calibration(bank: Path, tiny_run, cl
     scores = json.loads(stdout)
     assert scores["accuracy"] >= 0.9 and set(scores["per_family"]) == {"bass", "flute"}
     assert 0 <= scores["nll"] < math.log(2) and 0 <= scores["ece"] < 0.5  # better than a coin's log-loss
+    low, high = scores["accuracy_ci95"]  # drawn by instrument
+    assert low <= scores["accuracy"] <= high
 
 
 def test_mixup_pairs_each_note_with_a_partner_reproducibly():

@@ -121,6 +121,7 @@ def scores(c: Collected, labels: list[str], thresholds: Thresholds) -> dict:
     """Overall, per-family and per-instrument-count scores over the families that occur in ``c``."""
     columns = np.flatnonzero(c.truth.any(axis=0))
     headline, per_label = _summary(c, columns, thresholds)
+    headline.update(_intervals(c, columns, thresholds))
     per_family = {
         labels[j]: {**{name: _round(values[i]) for name, values in per_label.items()},
                     "threshold": round(float(thresholds.clip[j]), 4),
@@ -129,6 +130,15 @@ def scores(c: Collected, labels: list[str], thresholds: Thresholds) -> dict:
     }
     by_count = {int(k): _summary(_subset(c, c.counts == k), columns, thresholds)[0] for k in np.unique(c.counts)}
     return {**headline, "families": [labels[j] for j in columns], "per_family": per_family, "by_instruments": by_count}
+
+
+def _intervals(c: Collected, columns: np.ndarray, thresholds: Thresholds) -> dict:
+    """95 % bootstrap intervals of mAP and per-label accuracy, drawing whole mixtures."""
+    probs, truth = c.probs[:, columns], c.truth[:, columns]
+    right = (probs >= thresholds.clip[columns]) == truth
+    mixtures = np.arange(len(probs))
+    return {"map_ci95": metrics.bootstrap_interval(lambda drawn: metrics.mean_average_precision(probs[drawn], truth[drawn]), mixtures),
+            "per_label_accuracy_ci95": metrics.bootstrap_interval(lambda drawn: right[drawn].mean(), mixtures)}
 
 
 def _subset(c: Collected, mask: np.ndarray) -> Collected:

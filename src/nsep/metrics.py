@@ -1,8 +1,13 @@
-"""Metrics: accuracy and confusion for classification (more arrive with detection and separation)."""
+"""Metrics: accuracy and confusion for classification, AP and F1 for detection, SI-SDR and SDR for
+separation, and bootstrap intervals for any of them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+BOOTSTRAP_RESAMPLES = 1000
 
 
 def confusion(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> np.ndarray:
@@ -126,3 +131,22 @@ def sdr(estimate: np.ndarray, reference: np.ndarray, eps: float = 1e-9) -> np.nd
     """Track-level SDR in dB over the last axis (MDX challenge's nSDR: no scaling, no framing)."""
     estimate, reference = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
     return 10 * np.log10(((reference**2).sum(-1) + eps) / (((reference - estimate) ** 2).sum(-1) + eps))
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], groups: np.ndarray, level: float = 0.95,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
+    """A percentile bootstrap interval ``[low, high]`` of ``statistic(indices)`` over items labelled by
+    ``groups``: whole groups are drawn with replacement (the notes of one instrument, the stems of one
+    mixture are not independent of each other), and the statistic is computed on the items drawn.
+    Seeded, so the same data give the same interval; None for fewer than two groups, and a bound that
+    is not finite (a median among silenced stems' -inf) is None."""
+    _, inverse, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    if len(sizes) < 2:
+        return None
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(sizes)[:-1])
+    draw = np.random.default_rng(seed)
+    values = [statistic(np.concatenate([members[g] for g in draw.integers(0, len(members), len(members))]))
+              for _ in range(resamples)]
+    with np.errstate(invalid="ignore"):  # between -inf and a number the interpolation is undefined: None below
+        bounds = np.nanpercentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return [round(float(b), 4) if np.isfinite(b) else None for b in bounds]

@@ -16,9 +16,18 @@ from nsep.errors import UsageError
 app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
 
 
+def _interval(bounds: list | None, digits: int = 4) -> str:
+    """A 95 % interval as text ("" when there is none)."""
+    if not bounds:
+        return ""
+    return "[" + ", ".join("-inf" if b is None else f"{b:.{digits}f}" for b in bounds) + "]"
+
+
 def _scores_table(scores: dict) -> Table:
     calibration = f" (NLL {scores['nll']:.3f}, ECE {scores['ece']:.3f})" if scores.get("nll") is not None else ""
-    table = Table(title=f"{scores['model']}: accuracy {scores['accuracy']:.4f} on {scores['notes']} notes{calibration}",
+    interval = _interval(scores.get("accuracy_ci95"))
+    interval = f" {interval}" if interval else ""
+    table = Table(title=f"{scores['model']}: accuracy {scores['accuracy']:.4f}{interval} on {scores['notes']} notes{calibration}",
                   box=None)
     table.add_column("family")
     table.add_column("notes", justify="right")
@@ -79,7 +88,10 @@ def _detect_tables(scores: dict) -> list[Table]:
         return "-" if value is None else f"{value:.4f}"
 
     headline = ("per_label_accuracy", "map", "micro_f1", "macro_f1", "frame_f1")
-    overall = Table(title=f"{scores['model']} on {scores['mode']} mixtures, k {scores['k'][0]}..{scores['k'][-1]}", box=None)
+    intervals = ", ".join(f"{name.replace('_', ' ')} {_interval(scores.get(name + '_ci95'))}" for name in ("map", "per_label_accuracy")
+                          if scores.get(name + "_ci95"))
+    overall = Table(title=f"{scores['model']} on {scores['mode']} mixtures, k {scores['k'][0]}..{scores['k'][-1]}",
+                    caption=f"95 % intervals: {intervals}" if intervals else None, box=None)
     for name in ("mixtures", *headline):
         overall.add_column(name.replace("_", " "), justify="right", no_wrap=True)
     overall.add_row(str(scores["mixtures"]), *(cell(scores[h]) for h in headline))
@@ -148,13 +160,13 @@ def detect(
 
 def _separate_table(scores: dict) -> Table:
     table = Table(title=f"{scores['model']}, {scores['mode']} mixtures", box=None)
-    for column in ("group", "stems", "median SI-SDR", "median SI-SDRi", "mean SDR", "silenced"):
-        table.add_column(column, justify="left" if column == "group" else "right")
+    for column in ("group", "stems", "median SI-SDR", "median SI-SDRi", "95 % interval", "mean SDR", "silenced"):
+        table.add_column(column, justify="left" if column == "group" else "right", no_wrap=column == "95 % interval")
     groups = [("all", scores["overall"])] + [(f"k={k}", s) for k, s in scores["by_k"].items()] + list(scores["by_family"].items())
     for name, s in groups:
         if s["stems"]:
-            table.add_row(name, str(s["stems"]), f"{s['median_si_sdr']:.2f}", f"{s['median_si_sdri']:.2f}", f"{s['mean_sdr']:.2f}",
-                          str(s["silenced_stems"]))
+            table.add_row(name, str(s["stems"]), f"{s['median_si_sdr']:.2f}", f"{s['median_si_sdri']:.2f}",
+                          _interval(s.get("median_si_sdri_ci95"), 2), f"{s['mean_sdr']:.2f}", str(s["silenced_stems"]))
     return table
 
 
