@@ -72,9 +72,9 @@ def _summary(rows: list[dict]) -> dict:
     return {
         "stems": len(rows),
         "median_si_sdr": round(float(np.median(pick("si_sdr"))), 3),
-        "median_si_sdri": round(float(np.median(pick("si_sdri"))), 3),
+        "median_si_sdri": round(float(np.median(improvement)), 3),
         "median_si_sdri_ci95": metrics.bootstrap_interval(lambda drawn: np.median(improvement[drawn]), pick("mixture")),
-        "mean_si_sdri": round(float(np.mean(pick("si_sdri")[~silenced])), 3) if (~silenced).any() else None,
+        "mean_si_sdri": round(float(np.mean(improvement[~silenced])), 3) if (~silenced).any() else None,
         "mean_sdr": round(float(np.mean(pick("sdr"))), 3),
         "silenced_stems": int(silenced.sum()),
     }
