@@ -108,6 +108,24 @@ def test_eval_detect_reports_by_instrument_count(cli, bank, trained):
     assert again == stdout  # the same seed gives the same mixtures and scores
 
 
+def test_eval_detect_items_compare(cli, bank, trained, tmp_path):
+    out, _, _ = trained
+    args = ("-q", "eval", "detect", "--data", str(bank), "--mode", "music", "--k", "1..2", "--mixtures", "6",
+            "--split", "valid", "--json")
+    code, stdout, err = cli(*args, "--model", str(out), "--items", str(tmp_path / "tiny.jsonl"))
+    assert code == 0, err
+    scores = json.loads(stdout)
+    code, _, err = cli(*args, "--model", "detect-cnn", "--items", str(tmp_path / "shipped.jsonl"))
+    assert code == 0, err
+    code, stdout, err = cli("eval", "compare", str(tmp_path / "shipped.jsonl"), str(tmp_path / "tiny.jsonl"), "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    by_name = {r["metric"]: r for r in result["metrics"]}
+    assert result["items"] == 12 and set(result["families"]) == set(scores["families"])
+    assert by_name["map"]["b"] == pytest.approx(scores["map"], abs=1e-3)
+    assert by_name["per_label_accuracy"]["b"] == pytest.approx(scores["per_label_accuracy"], abs=1e-3)
+
+
 def test_init_loads_what_fits(tmp_path):
     from torchvision.models import resnet18
 

@@ -333,6 +333,30 @@ def test_eval_separate_with_an_oracle_gate(bank, cli):  # noqa: F811
     assert code == 2 and "--gate" in err
 
 
+def test_eval_items_pair_two_runs_for_compare(bank, cli, tmp_path):  # noqa: F811
+    args = ("-q", "eval", "separate", "--data", str(bank), "--k", "2", "--mixtures", "3", "--device", "cpu", "--json")
+    runs = {}
+    for gate in ("oracle", "none"):
+        code, out, err = cli(*args, "--gate", gate, "--items", str(tmp_path / f"{gate}.jsonl"))
+        assert code == 0, err
+        runs[gate] = json.loads(out)
+        assert "items" not in runs[gate]
+    assert len((tmp_path / "oracle.jsonl").read_text().splitlines()) == runs["oracle"]["overall"]["stems"]
+    code, out, err = cli(*args, "--gate", "none", "--items", str(tmp_path / "none.jsonl"))
+    assert code == 1 and "already exists" in err  # refused before any work, as every output
+    code, out, err = cli("-q", "eval", "compare", str(tmp_path / "none.jsonl"), str(tmp_path / "oracle.jsonl"), "--json")
+    assert code == 0, err
+    median = next(r for r in json.loads(out)["metrics"] if r["metric"] == "median_si_sdri")
+    assert median["a"] == pytest.approx(runs["none"]["overall"]["median_si_sdri"], abs=1e-3)
+    assert median["b"] == pytest.approx(runs["oracle"]["overall"]["median_si_sdri"], abs=1e-3)
+    low, high = median["difference_ci95"]
+    assert low <= median["difference"] <= high
+    code, out, err = cli(*args, "--gate", "none", "--seed", "1", "--items", str(tmp_path / "other.jsonl"))
+    assert code == 0, err
+    code, _, err = cli("eval", "compare", str(tmp_path / "none.jsonl"), str(tmp_path / "other.jsonl"))
+    assert code == 2 and "different items" in err  # other mixtures never pair
+
+
 def test_a_separator_records_its_own_gate_threshold(bank, cli, tmp_path):  # noqa: F811
     import subprocess
     import sys

@@ -57,6 +57,28 @@ def test_eval_classify_reports_accuracy_and_calibration(bank: Path, tiny_run, cl
     assert low <= scores["accuracy"] <= high
 
 
+def test_eval_classify_items_compare_two_models(bank: Path, tiny_run, cli, tmp_path):
+    out = tiny_run[0]
+    args = ("-q", "eval", "classify", "--data", str(bank), "--split", "valid", "--json")
+    code, stdout, stderr = cli(*args, "--model", str(out), "--items", str(tmp_path / "tiny.jsonl"))
+    assert code == 0, stderr
+    notes = json.loads(stdout)["notes"]
+    items = [json.loads(line) for line in (tmp_path / "tiny.jsonl").read_text().splitlines()]
+    assert len(items) == notes and {i["family"] for i in items} == {"bass", "flute"}
+    code, _, stderr = cli(*args, "--model", "cnn", "--families", "bass,flute", "--items", str(tmp_path / "cnn.jsonl"))
+    assert code == 0, stderr
+    code, stdout, stderr = cli("eval", "compare", str(tmp_path / "cnn.jsonl"), str(tmp_path / "tiny.jsonl"))
+    assert code == 0, stderr
+    assert "accuracy" in stdout and "95 % interval" in stdout
+    code, stdout, _ = cli("eval", "compare", str(tmp_path / "cnn.jsonl"), str(tmp_path / "tiny.jsonl"), "--json")
+    result = json.loads(stdout)
+    row, = result["metrics"]
+    assert row["b"] == pytest.approx(sum(i["correct"] for i in items) / notes, abs=1e-4)
+    assert result["only_a_right"] + result["only_b_right"] <= notes
+    code, _, stderr = cli("eval", "compare", str(tmp_path / "cnn.jsonl"), str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "missing.jsonl" in stderr
+
+
 def test_mixup_pairs_each_note_with_a_partner_reproducibly():
     wave = torch.randn(16, 4000)
     target = torch.arange(16)

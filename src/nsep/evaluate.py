@@ -21,7 +21,7 @@ def classify_scores(
     """Accuracy (with a 95 % bootstrap interval that draws whole instruments: the notes of one
     instrument are not independent), per-family accuracy, confusion and calibration (the mean negative
     log-likelihood of the true family, and the expected calibration error) on ``examples`` (NSynth
-    reader examples).
+    reader examples); ``items`` holds one record per note scored (:mod:`nsep.compare`).
 
     With ``families``, only notes of those families count and the decision is the most probable
     of those families (the seed's 4-class task scored with an 11-family model), their
@@ -50,7 +50,12 @@ def classify_scores(
     confidence = chosen_probabilities[ok].max(axis=1)
     matrix = metrics.confusion(truth[ok], predicted[ok], len(chosen))
     correct = predicted[ok] == truth[ok]
-    interval = metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), _instruments([e for e, good in zip(kept, ok) if good]))
+    scored = [e for e, good in zip(kept, ok) if good]
+    instruments = _instruments(scored)
+    interval = metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), instruments)
+    items = [{"task": "classify", "model": predictor.info.name, "key": str(e.path), "group": str(group),
+              "family": chosen[t], "predicted": chosen[p], "correct": bool(c), "p_true": round(float(q), 6)}
+             for e, group, t, p, c, q in zip(scored, instruments, truth[ok], predicted[ok], correct, p_true)]
     per_family = metrics.per_class_accuracy(matrix)
     return {
         "model": predictor.info.name,
@@ -65,6 +70,7 @@ def classify_scores(
         "per_family": {f: (None if np.isnan(a) else round(float(a), 4)) for f, a in zip(chosen, per_family)},
         "support": {f: int(n) for f, n in zip(chosen, matrix.sum(axis=1))},
         "confusion": matrix.tolist(),
+        "items": items,
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nsep import metrics
+from nsep.compare import fingerprint
 from nsep.data import mixtures
 from nsep.data.nsynth import Example
 from nsep.detection import Thresholds
@@ -35,6 +36,7 @@ class Collected:
     frame_probs: np.ndarray  # [N, L, R] on the reference grid
     frame_truth: np.ndarray  # [N, L, R] bool activity
     counts: np.ndarray  # [N] instruments in each mixture
+    fingerprints: np.ndarray | None = None  # [N] checksums of the mixtures' samples (nsep.compare.fingerprint)
 
 
 def run_seed(seed: int, *parts: object) -> int:
@@ -79,7 +81,7 @@ def collect(predictor: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Te
     for mix, presence, activity, counts in batches:
         clip, frames = predictor.predict_frames(mix)
         parts.append((clip, presence.numpy() > 0.5, to_grid(frames, activity.shape[-1]).astype(np.float16),
-                      activity.numpy() > 0.5, counts.numpy()))
+                      activity.numpy() > 0.5, counts.numpy(), np.asarray([fingerprint(m) for m in mix.cpu().numpy()])))
         if on_batch:
             on_batch(len(mix))
     return Collected(*(np.concatenate(column) for column in zip(*parts)))
@@ -142,15 +144,31 @@ def _intervals(c: Collected, columns: np.ndarray, thresholds: Thresholds) -> dic
 
 
 def _subset(c: Collected, mask: np.ndarray) -> Collected:
-    return Collected(c.probs[mask], c.truth[mask], c.frame_probs[mask], c.frame_truth[mask], c.counts[mask])
+    return Collected(c.probs[mask], c.truth[mask], c.frame_probs[mask], c.frame_truth[mask], c.counts[mask],
+                     None if c.fingerprints is None else c.fingerprints[mask])
 
 
 def mixture_scores(predictor: Predictor, examples: list[Example], mode: str, k: tuple[int, int], count: int,
                    seed: int, thresholds: Thresholds, batch_size: int = 32, workers: int = 0,
                    on_batch: Callable[[int], None] | None = None) -> dict:
-    """:func:`scores` on ``count`` fresh mixtures of each size in ``k`` (seeded), made from ``examples``."""
+    """:func:`scores` on ``count`` fresh mixtures of each size in ``k`` (seeded), made from ``examples``;
+    ``items`` holds one record per mixture (:mod:`nsep.compare`)."""
     loaders = [mixture_loader(examples, (mode,), count, run_seed(seed, "eval", n), (n, n), batch_size, workers,
                               predictor.device, shuffle=False) for n in range(k[0], k[1] + 1)]
     collected = collect(predictor, itertools.chain(*loaders), on_batch)
     return {"model": predictor.info.name, "mode": mode, "k": list(k), "mixtures_per_k": count, "seed": seed,
-            **scores(collected, predictor.info.labels, thresholds)}
+            **scores(collected, predictor.info.labels, thresholds),
+            "items": _items(collected, predictor.info.name, predictor.info.labels, thresholds, mode)}
+
+
+def _items(c: Collected, model: str, labels: list[str], thresholds: Thresholds, mode: str) -> list[dict]:
+    """One record per mixture: which families play, the clip probabilities and the decisions."""
+    decided = c.probs >= thresholds.clip
+    items = []
+    for i in range(len(c.probs)):
+        key = f"{mode}/{int(c.counts[i])}/{i}/{c.fingerprints[i]}"
+        items.append({"task": "detect", "model": model, "key": key, "group": key,
+                      "truth": {f: bool(t) for f, t in zip(labels, c.truth[i])},
+                      "probs": {f: round(float(p), 6) for f, p in zip(labels, c.probs[i])},
+                      "decided": {f: bool(d) for f, d in zip(labels, decided[i])}})
+    return items

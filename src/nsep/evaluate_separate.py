@@ -8,6 +8,7 @@ itself), and SDR as the MDX challenge computes it (no scaling or framing). The m
 with a 95 % bootstrap interval that draws whole mixtures. A playing family whose
 stem the model leaves silent (as presence gating does when the detector misses it) has SI-SDR
 -inf: it counts in the medians, is left out of the mean SI-SDRi and is counted as ``silenced_stems``.
+The result's ``items`` hold one record per playing stem (:mod:`nsep.compare`; -inf written as null).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from nsep import audio, metrics, separation
+from nsep.compare import fingerprint
 from nsep.data import mixtures
 from nsep.data.nsynth import Example
 from nsep.detection import Thresholds
@@ -92,6 +94,7 @@ def scores(separator: separation.Separator, examples: list[Example], mode: str, 
         rows = []
         for n, item in enumerate(data):
             mix = item.mix[0]
+            mixture = f"{mode}/{k}/{n}/{fingerprint(mix.numpy())}"
             truth = references(item.stems, separator.sources)
             if gate is not None:
                 separator.gate(gate(mix, item))
@@ -102,7 +105,7 @@ def scores(separator: separation.Separator, examples: list[Example], mode: str, 
             sdr = metrics.sdr(guess.numpy(), truth.numpy())
             for i in np.flatnonzero(playing.numpy()):
                 row = {"family": separator.sources[i], "si_sdr": float(si[i]), "si_sdri": float(si[i] - base[i]),
-                       "sdr": float(sdr[i]), "mixture": f"{k}/{n}"}
+                       "sdr": float(sdr[i]), "mixture": mixture}
                 rows.append(row)
                 by_family[row["family"]].append(row)
             if on_item:
@@ -110,10 +113,15 @@ def scores(separator: separation.Separator, examples: list[Example], mode: str, 
         by_k[k] = rows
     separator.gate(None)
     every = [r for rows in by_k.values() for r in rows]
+    finite = lambda value: value if np.isfinite(value) else None  # noqa: E731
+    items = [{"task": "separate", "model": separator.name, "key": f"{r['mixture']}/{r['family']}", "group": r["mixture"],
+              "family": r["family"], "si_sdr": finite(r["si_sdr"]), "si_sdri": finite(r["si_sdri"]), "sdr": r["sdr"]}
+             for r in every]
     return {
         "model": separator.name, "mode": mode, "mixtures_per_k": count, "seed": seed,
         "settings": {"segment": settings.segment, "overlap": settings.overlap, "shifts": settings.shifts},
         "overall": _summary(every),
         "by_k": {str(k): _summary(rows) for k, rows in by_k.items()},
         "by_family": {f: _summary(by_family[f]) for f in separator.sources if by_family.get(f)},
+        "items": items,
     }

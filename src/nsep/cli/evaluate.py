@@ -15,6 +15,28 @@ from nsep.errors import UsageError
 
 app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
 
+ITEMS_OPTION = typer.Option(None, "--items", help="Also write one JSON line per scored item (note, stem or mixture), "
+                                                  "for `nsep eval compare`.")
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", "-y", help="Replace the --items and --plot files if they exist.")
+
+
+def _refuse_existing(overwrite: bool, *paths: Path | None) -> None:
+    """Fail before any work if an output file exists and replacing it was not asked for."""
+    from nsep.errors import OutputExistsError
+
+    for path in paths:
+        if path is not None and path.exists() and not overwrite:
+            raise OutputExistsError(str(path))
+
+
+def _write_items(result: dict, path: Path | None, overwrite: bool) -> None:
+    """Take the item records out of ``result``; write them to ``path`` if one was given."""
+    items = result.pop("items")
+    if path is not None:
+        from nsep.compare import write_items
+
+        write_items(path, items, overwrite)
+
 
 def _interval(bounds: list | None, digits: int = 4) -> str:
     """A 95 % interval as text ("" when there is none)."""
@@ -49,6 +71,8 @@ def classify(
     fp32: bool = FP32_OPTION,
     batch_size: int = BATCH_OPTION,
     workers: int = WORKERS_OPTION,
+    items: Path = ITEMS_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Accuracy, per-family accuracy and the confusion matrix."""
@@ -56,6 +80,7 @@ def classify(
     from nsep.evaluate import classify_scores
     from nsep.models import registry
 
+    _refuse_existing(overwrite, plot, items)
     predictor = registry.load(model, "classify", device, autocast=not fp32)
     examples = [e for folder in data for e in (load_bank(str(folder), split=split) if split else load_bank(str(folder)))]
     chosen = [f.strip() for f in families.split(",")] if families else None
@@ -67,12 +92,13 @@ def classify(
             raise UsageError(str(err)) from None
     for failure in scores["failed"]:
         common.error(failure)
+    _write_items(scores, items, overwrite)
     if plot:
         from nsep.audio import atomic_output
         from nsep.plot import confusion_png
         import numpy as np
 
-        with atomic_output(plot, overwrite=True) as tmp:
+        with atomic_output(plot, overwrite) as tmp:
             confusion_png(np.asarray(scores["confusion"]), scores["labels"],
                           f"{scores['model']} on {', '.join(d.name for d in data)}: {scores['accuracy']:.1%}", tmp)
     if json_:
@@ -126,6 +152,8 @@ def detect(
     fp32: bool = FP32_OPTION,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Mixtures per forward pass."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Mixture-making processes."),
+    items: Path = ITEMS_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Per-label accuracy, mAP, micro and macro F1 and frame-level F1, per family and by instrument count."""
@@ -138,6 +166,7 @@ def detect(
     if mode not in ("seed", "music"):
         raise UsageError(f"--mode {mode}: choose seed or music")
     ks = parse_k(k)
+    _refuse_existing(overwrite, items)
     predictor = registry.load(model, "detect", device, autocast=not fp32)
     examples = load_bank([str(d) for d in data], split=split)
     if not examples:
@@ -151,6 +180,7 @@ def detect(
         except ValueError as err:
             raise UsageError(str(err)) from None
     scores["data"] = [str(d) for d in data]
+    _write_items(scores, items, overwrite)
     if json_:
         sys.stdout.write(json.dumps(scores, indent=2) + "\n")
     else:
@@ -192,6 +222,8 @@ def separate(
                                          help="Presence a family needs to pass --gate detect (default: the model's, as `nsep separate --gate`)."),
     device: str = DEVICE_OPTION,
     fp32: bool = FP32_OPTION,
+    items: Path = ITEMS_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """SI-SDR, SI-SDR improvement and SDR, per number of families and per family."""
@@ -204,6 +236,7 @@ def separate(
     if mode not in ("seed", "music"):
         raise UsageError(f"--mode {mode}: choose seed or music")
     low, high = parse_k(k)
+    _refuse_existing(overwrite, items)
     examples = load_bank([str(d) for d in data], split=split)
     if only:
         wanted = [tuple(part.strip().split(":", 1)) for part in only.split(",") if part.strip()]
@@ -238,7 +271,41 @@ def separate(
     result["gate"] = gate if gate != "detect" else f"detect:{detector.info.name}"
     result["gate_threshold"] = gate_threshold
     result["only"] = only
+    _write_items(result, items, overwrite)
     if json_:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
         common.stdout.print(_separate_table(result))
+
+
+def _compare_table(result: dict, a: Path, b: Path) -> Table:
+    counts = {"classify": f"{result.get('only_a_right', 0)} notes only A gets right, {result.get('only_b_right', 0)} only B",
+              "separate": f"B better on {result.get('b_better', 0)} stems, A on {result.get('a_better', 0)}",
+              "detect": f"families: {', '.join(result.get('families', []))}"}[result["task"]]
+    table = Table(title=f"A {result['a']} ({a.name}) and B {result['b']} ({b.name}): {result['items']} items in "
+                        f"{result['groups']} groups", caption=counts, box=None)
+    for column in ("metric", "A", "B", "B - A", "95 % interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right", no_wrap=True)
+    for row in result["metrics"]:
+        table.add_row(row["metric"].replace("_", " "), f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
+                      _interval(row["difference_ci95"]))
+    return table
+
+
+@app.command("compare")
+def compare(
+    a: Path = typer.Argument(..., help="Items of model A (`nsep eval ... --items A.jsonl`)."),
+    b: Path = typer.Argument(..., help="Items of model B, scored on the same data."),
+    json_: bool = common.JSON_OPTION,
+) -> None:
+    """Two models on the same items: each headline, B minus A, and a paired 95 % interval of the difference."""
+    from nsep.compare import compare as paired, read_items
+
+    try:
+        result = paired(read_items(a), read_items(b))
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    if json_:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        common.stdout.print(_compare_table(result, a, b))
