@@ -294,8 +294,8 @@ def _compare_table(result: dict, a: Path, b: Path) -> Table:
 
 @app.command("compare")
 def compare(
-    a: Path = typer.Argument(..., help="Items of model A (`nsep eval ... --items A.jsonl`)."),
-    b: Path = typer.Argument(..., help="Items of model B, scored on the same data."),
+    a: Path = typer.Argument(..., metavar="A", help="Items of model A (`nsep eval ... --items A.jsonl`).", show_default=False),
+    b: Path = typer.Argument(..., metavar="B", help="Items of model B, scored on the same data.", show_default=False),
     json_: bool = common.JSON_OPTION,
 ) -> None:
     """Two models on the same items: each headline, B minus A, and a paired 95 % interval of the difference."""
