@@ -51,3 +51,13 @@ def test_state_keeps_the_clock():
     restored, _ = _schedule(max_seconds=100.0)
     restored.load_state_dict(schedule.state_dict())
     assert restored.seconds == schedule.seconds > 0 and restored.lr.last_epoch == 1
+
+
+def test_progress_counts_planned_epochs_or_spent_time_whichever_is_further():
+    schedule, _ = _schedule()
+    assert schedule.progress(0) == 0 and schedule.progress(5) == 0.5 and schedule.progress(10) == 1.0
+    timed, _ = _schedule(max_seconds=10.0)
+    timed.seconds = 7.5  # three quarters of the budget spent in the first epoch
+    assert timed.progress(1) == 0.75
+    timed.seconds = 30.0
+    assert timed.progress(1) == 1.0

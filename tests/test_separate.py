@@ -233,6 +233,35 @@ def test_a_fine_tune_keeps_its_starts_config_and_gate_settings(bank, tmp_path): 
     assert plain.config == {"width": 4, "depth": 2} and "gate_threshold" not in plain.training
 
 
+def test_the_tail_average_is_the_mean_of_the_last_epochs_weights(bank, tmp_path):  # noqa: F811
+    from nsep.models.base import read_checkpoint
+    from nsep.train.separate import SeparateConfig, TailAverage, average_path, train
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    tail = TailAverage(0.5)
+    assert not tail.due(0.25) and tail.due(0.5) and not TailAverage(0.0).due(1.0)
+    for epoch, value in enumerate((1.0, 2.0, 6.0), 1):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+        net[1].num_batches_tracked.fill_(epoch)
+        tail.add(net, epoch)
+    assert torch.allclose(tail.mean["0.weight"], torch.full((2, 2), 3.0))  # (1 + 2 + 6) / 3
+    assert int(tail.mean["1.num_batches_tracked"]) == 3 and tail.epochs == [1, 2, 3]  # counters: the latest
+    again = TailAverage(0.5, tail.state())  # as a resumed run gets it back from .last.pt
+    assert again.epochs == [1, 2, 3] and torch.equal(again.mean["0.weight"], tail.mean["0.weight"])
+
+    events = []
+    cfg = SeparateConfig(data=[str(bank)], out=str(tmp_path / "sep.pt"), architecture="unet", k=(2, 2), clip_samples=16_000,
+                         epochs=4, steps_per_epoch=2, batch_size=4, valid_mixtures=8, workers=0, device="cpu",
+                         model_config={"width": 4, "depth": 2}, average_tail=0.5, patience=10)
+    train(cfg, report=events.append)
+    info, _ = read_checkpoint(average_path(tmp_path / "sep.pt"))
+    assert info.metrics["averaged_epochs"] == [2, 3, 4] and np.isfinite(info.metrics["valid"]["si_sdri"])
+    average, = [e for e in events if e["event"] == "average"]
+    assert average["valid_si_sdri"] == info.metrics["valid"]["si_sdri"]
+    assert separators.load(str(average_path(tmp_path / "sep.pt")), "cpu").sources == separators.load(cfg.out, "cpu").sources
+
+
 def test_train_demucs_architecture_then_separate_with_it(bank, cli, tmp_path):  # noqa: F811
     out = tmp_path / "htdemucs.pt"
     code, _, err = cli("-q", "train", "separate", "--data", str(bank), "--out", str(out), "--model", "htdemucs",

@@ -209,6 +209,10 @@ class _SeparateReporter(_Reporter):
     """Progress bar while training; one line per epoch with the validation SI-SDR scores."""
 
     def __call__(self, event: dict) -> None:
+        if event["event"] == "average":
+            epochs = event["epochs"]
+            return common.log(f"mean of the weights of epochs {epochs[0]}-{epochs[-1]}: valid SI-SDRi "
+                              f"{event['valid_si_sdri']:.2f} dB -> {event['path']}")
         if event["event"] != "epoch":
             return super().__call__(event)
         if self.task is not None:
@@ -238,6 +242,9 @@ def separate(
     gated: bool = typer.Option(False, "--gated", help="Learn the gated task: only the playing families' masks open "
                                "(plus false alarms, --gate-extra); the model then separates with --gate by default."),
     gate_extra: float = typer.Option(0.1, "--gate-extra", min=0.0, max=1.0, help="With --gated: chance that an absent family's mask stays open."),
+    average_tail: float = typer.Option(0.0, "--average-tail", min=0.0, max=1.0,
+                                       help="Also write OUT.average.pt: the mean of the weights at the end of each "
+                                            "epoch in this last share of the run (0.5: its second half), validated."),
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
@@ -262,7 +269,7 @@ def separate(
                          steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, patience=patience,
                          max_seconds=max_minutes * 60 if max_minutes else None, valid_mixtures=valid_mixtures,
                          workers=workers, seed=seed, device=device, model_config=config,
-                         init=str(init) if init else None, gated=gated, gate_extra=gate_extra)
+                         init=str(init) if init else None, gated=gated, gate_extra=gate_extra, average_tail=average_tail)
     _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         metrics = train(cfg, resume=resume, report=_SeparateReporter(bar))

@@ -46,6 +46,14 @@ class TrainingSchedule:
         self.seconds += distributed.all_sum([time.time() - self._began])[0] / distributed.world()
         self._now = self.seconds
 
+    def progress(self, epochs_done: int) -> float:
+        """How much of the run is done after ``epochs_done`` epochs: of its planned steps or, with a
+        time budget, of its training time, whichever is further."""
+        done = epochs_done * self.steps / self.total
+        if self.max_seconds:
+            done = max(done, self.seconds / self.max_seconds)
+        return min(1.0, done)
+
     def out_of_time(self) -> bool:
         return self.max_seconds is not None and self.seconds >= self.max_seconds
 

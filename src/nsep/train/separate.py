@@ -6,7 +6,8 @@ thresholded SNR on the waveform (after Wisdom et al. 2020): the negative SNR of 
 family's stem, capped at ``snr_cap`` dB. (A term pushing absent families' stems to silence, as in
 that paper, stalled training here: it is met by zeroing masks and drowns the playing stems' terms.)
 Validation uses a fixed set of mixtures of the valid
-instruments; the best epoch by median SI-SDR improvement is kept.
+instruments; the best epoch by median SI-SDR improvement is kept. With ``average_tail``, the mean
+of the weights of the run's last epochs is kept beside it (:class:`TailAverage`).
 
 With ``gated``, the network learns the task ``nsep separate --gate`` gives it: the masks of absent
 families are closed (the mixture is shared out among the playing families only), and each absent
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from nsep.data import mixtures
 from nsep.evaluate_detect import run_seed
 from nsep.models import registry
 from nsep.errors import NsepError
-from nsep.models.base import ModelInfo, read_checkpoint
+from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
 from nsep.taxonomy import FAMILIES
 from nsep.train import state
 from nsep.train.schedule import TrainingSchedule
@@ -61,6 +62,7 @@ class SeparateConfig:
     init: str | None = None  # start from these weights
     gated: bool = False  # train with presence gating (see the module's description)
     gate_extra: float = 0.1  # chance that an absent family's mask stays open while gated
+    average_tail: float = 0.0  # average the weights of the epochs ending in this last share of the run (0: off)
     preload: bool | None = None  # decode all notes into memory first (default: on a GPU)
     workers: int | None = None
     seed: int = 0
@@ -144,8 +146,57 @@ def validate(model: torch.nn.Module, batches, device: torch.device, gates: list[
     return {"si_sdr": float(np.median(np.concatenate(value))), "si_sdri": float(np.median(np.concatenate(improvement)))}
 
 
+class TailAverage:
+    """The running mean of a network's weights at the end of each epoch in the last ``share`` of a run
+    (stochastic weight averaging, Izmailov et al. 2018): on the cosine's low-rate tail the epochs'
+    weights scatter around a better point, and one noisy validation set cannot tell which epoch is
+    nearest it. Integer buffers (BatchNorm's step counters) are the latest epoch's."""
+
+    def __init__(self, share: float, state: dict | None = None):
+        self.share = share
+        self.mean: dict[str, torch.Tensor] | None = state["mean"] if state else None
+        self.epochs: list[int] = list(state["epochs"]) if state else []
+
+    def due(self, progress: float) -> bool:
+        return self.share > 0 and progress >= 1 - self.share - 1e-9
+
+    def add(self, model: torch.nn.Module, epoch: int) -> None:
+        weights = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()  # never the live tensor
+                   for k, v in model.state_dict().items()}
+        if self.mean is None:
+            self.mean = weights
+        else:
+            n = len(self.epochs)
+            for key, value in weights.items():
+                self.mean[key] = self.mean[key] + (value - self.mean[key]) / (n + 1) if value.is_floating_point() else value
+        self.epochs.append(epoch)
+
+    def state(self) -> dict | None:
+        return {"mean": self.mean, "epochs": self.epochs} if self.mean is not None else None
+
+
+def _finish_average(tail: TailAverage, net: torch.nn.Module, info: ModelInfo, valid, device: torch.device,
+                    valid_gates, path: Path, main: bool, report: Callable[[dict], None]) -> None:
+    """Validate the tail's mean as the epochs were, and write it with that score."""
+    import copy
+
+    averaged = copy.deepcopy(net)
+    averaged.load_state_dict(tail.mean)
+    scores = validate(averaged, valid, device, valid_gates)
+    report({"event": "average", "epochs": tail.epochs, "valid_si_sdri": scores["si_sdri"], "path": str(path)})
+    if main:
+        save_checkpoint(path, averaged, replace(info, name=path.name.removesuffix(".pt"),
+                                                metrics={"valid": scores, "averaged_epochs": tail.epochs}))
+
+
+def average_path(out: Path) -> Path:
+    """Where a run with ``average_tail`` writes its averaged weights: ``OUT.average.pt``."""
+    return out.with_suffix(".average.pt")
+
+
 def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
-    """Run the loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
+    """Run the loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``,
+    and with ``average_tail`` the tail's weight mean, validated at the end, as ``OUT.average.pt``."""
     device = distributed.setup(cfg.device)
     rank, world, main = distributed.rank(), distributed.world(), distributed.is_main()
     part = distributed.local_batch(cfg.batch_size)
@@ -185,6 +236,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     )
     history: list[dict] = []
     best, start_epoch, stale = -math.inf, 0, 0
+    tail = TailAverage(cfg.average_tail)
     if not resume:
         if main:
             log_path.unlink(missing_ok=True)
@@ -192,6 +244,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         loop = state.restore_last(last_path, model, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         info.metrics = loop["metrics"]
+        tail = TailAverage(cfg.average_tail, loop.get("average"))
     net, model = model, distributed.wrap(model, device)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -230,8 +283,11 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             info.metrics = {"valid": scores, "epoch": epoch + 1}
         else:
             stale += 1
+        if tail.due(schedule.progress(epoch + 1)):
+            tail.add(net, epoch + 1)
         if main:
-            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics}
+            loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
+                    "average": tail.state()}
             state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
@@ -239,6 +295,8 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         if schedule.out_of_time():
             report({"event": "time_limit", "epoch": epoch + 1})
             break
+    if tail.mean is not None:
+        _finish_average(tail, net, info, valid, device, valid_gates, average_path(out), main, report)
     from nsep.plot import curves_png
 
     if history and main:
