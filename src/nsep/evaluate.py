@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -21,7 +22,8 @@ def classify_scores(
     """Accuracy (with a 95 % bootstrap interval that draws whole instruments: the notes of one
     instrument are not independent), per-family accuracy, confusion and calibration (the mean negative
     log-likelihood of the true family, and the expected calibration error) on ``examples`` (NSynth
-    reader examples); ``items`` holds one record per note scored (:mod:`nsep.compare`).
+    reader examples); ``items`` holds one record per note scored, keyed by the note's real path, so runs
+    given the folder by other names still pair (:mod:`nsep.compare`).
 
     With ``families``, only notes of those families count and the decision is the most probable
     of those families (the seed's 4-class task scored with an 11-family model), their
@@ -53,7 +55,7 @@ def classify_scores(
     scored = [e for e, good in zip(kept, ok) if good]
     instruments = _instruments(scored)
     interval = metrics.bootstrap_interval(lambda drawn: correct[drawn].mean(), instruments)
-    items = [{"task": "classify", "model": predictor.info.name, "key": str(e.path), "group": str(group),
+    items = [{"task": "classify", "model": predictor.info.name, "key": os.path.realpath(e.path), "group": str(group),
               "family": chosen[t], "predicted": chosen[p], "correct": bool(c), "p_true": round(float(q), 6)}
              for e, group, t, p, c, q in zip(scored, instruments, truth[ok], predicted[ok], correct, p_true)]
     per_family = metrics.per_class_accuracy(matrix)
