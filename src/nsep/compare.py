@@ -6,7 +6,7 @@ the difference (B minus A) gets a 95 % bootstrap interval in which each draw tak
 groups (instruments, mixtures) for both models, so only their disagreement is left to vary.
 
 An items file is JSON Lines, one record per scored item: ``task``, ``model``, ``key`` (the same item
-under any model: a note's path, or a mixture's number and a checksum of its samples, so mixtures
+under any model: a note's real path, or a mixture's number and a checksum of its samples, so mixtures
 drawn from other data or another seed never pair), ``group`` (what the bootstrap draws whole), and
 the item's scores.
 """
