@@ -126,6 +126,25 @@ def test_eval_detect_items_compare(cli, bank, trained, tmp_path):
     assert by_name["per_label_accuracy"]["b"] == pytest.approx(scores["per_label_accuracy"], abs=1e-3)
 
 
+def test_average_tail_writes_a_validated_mean_with_its_own_thresholds(cli, bank, tmp_path):
+    from nsep.models.base import read_checkpoint
+    from nsep.train.state import average_path
+
+    out = tmp_path / "avg.pt"
+    code, _, err = cli("train", "detect", "--data", str(bank), "--out", str(out), "--width", "4", "--k", "1..2",
+                       "--epochs", "2", "--steps-per-epoch", "4", "-b", "8", "--valid-mixtures", "12", "-j", "0",
+                       "--no-augment", "--device", "cpu", "--average-tail", "0.5")
+    assert code == 0, err
+    assert "mean of the weights of epochs 1-2" in err
+    info, _ = read_checkpoint(average_path(out))
+    assert info.metrics["averaged_epochs"] == [1, 2] and info.metrics["valid"]["map"] is not None
+    assert len(info.thresholds) == len(FAMILIES) and len(info.frame_thresholds) == len(FAMILIES)
+    assert registry.load(str(average_path(out)), "detect", "cpu").info.labels == list(FAMILIES)
+    code, _, err = cli("train", "detect", "--data", str(bank), "--out", str(tmp_path / "x.ubj"), "--model", "xgb",
+                       "--average-tail", "0.5")
+    assert code == 2 and "--average-tail" in err
+
+
 def test_init_loads_what_fits(tmp_path):
     from torchvision.models import resnet18
 

@@ -235,7 +235,8 @@ def test_a_fine_tune_keeps_its_starts_config_and_gate_settings(bank, tmp_path): 
 
 def test_the_tail_average_is_the_mean_of_the_last_epochs_weights(bank, tmp_path):  # noqa: F811
     from nsep.models.base import read_checkpoint
-    from nsep.train.separate import SeparateConfig, TailAverage, average_path, train
+    from nsep.train.separate import SeparateConfig, train
+    from nsep.train.state import TailAverage, average_path
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     tail = TailAverage(0.5)

@@ -44,12 +44,19 @@ class _Reporter:
                 self.task = None
             common.log(f"epoch {event['epoch']}: train loss {event['train_loss']:.4f}, valid loss {event['valid_loss']:.4f}, "
                        f"valid accuracy {event['valid_accuracy']:.4f} ({event['seconds']} s)")
+        elif kind == "average":
+            epochs, score = event["epochs"], next((k, v) for k, v in event.items() if k.startswith("valid_"))
+            common.log(f"mean of the weights of epochs {epochs[0]}-{epochs[-1]}: {score[0].replace('_', ' ')} "
+                       f"{score[1]:.4f} -> {event['path']}")
         else:
             common.log(" ".join(f"{k}={v}" for k, v in event.items() if k != "event"), level=0)
 
 
 DEVICES_OPTION = typer.Option(1, "--devices", min=1, help="Train in this many processes, one a GPU (on the CPU: "
                               "gloo); each takes its part of every batch. Not needed under torchrun.")
+AVERAGE_TAIL_OPTION = typer.Option(0.0, "--average-tail", min=0.0, max=1.0,
+                                   help="Also write OUT.average.pt: the mean of the weights at the end of each epoch "
+                                        "in this last share of the run (0.5: its second half), validated.")
 MAX_MINUTES_OPTION = typer.Option(None, "--max-minutes", min=0.1, help="Training-time budget: the learning rate anneals "
                                   "to zero within it, and the run stops after the epoch that crosses it.")
 
@@ -169,6 +176,7 @@ def detect(
                                     help="Share of the 129,150 features each xgb tree may use (1 is slow)."),
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the clean mixtures only."),
+    average_tail: float = AVERAGE_TAIL_OPTION,
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
     devices: int = DEVICES_OPTION,
@@ -183,15 +191,16 @@ def detect(
         raise OutputExistsError(str(out))
     if model not in (*ARCHITECTURES, "xgb"):
         raise UsageError(f"--model {model}: choose one of {', '.join((*ARCHITECTURES, 'xgb'))}")
-    if model == "xgb" and (init or devices > 1 or max_minutes):
-        which = "--init" if init else "--devices" if devices > 1 else "--max-minutes"
+    if model == "xgb" and (init or devices > 1 or max_minutes or average_tail):
+        which = "--init" if init else "--devices" if devices > 1 else "--max-minutes" if max_minutes else "--average-tail"
         raise UsageError(f"{which} applies to the neural models, not xgb")
     cfg = DetectConfig(data=[str(d) for d in data], out=str(out), architecture=ARCHITECTURES.get(model, model),
                        modes=parse_modes(mode), k=parse_k(k), epochs=epochs, steps_per_epoch=steps_per_epoch,
                        batch_size=batch_size, lr=lr, frame_weight=frame_weight, valid_mixtures=valid_mixtures,
                        patience=patience, augment=not no_augment, workers=workers, seed=seed, device=device,
                        model_config={"width": width} if width and model == "cnn" else {},
-                       init=str(init) if init else None, max_seconds=max_minutes * 60 if max_minutes else None)
+                       init=str(init) if init else None, max_seconds=max_minutes * 60 if max_minutes else None,
+                       average_tail=average_tail)
     _spread(devices, batch_size)
     with common.progress(None, "train") as bar:
         if model == "xgb":
@@ -209,10 +218,6 @@ class _SeparateReporter(_Reporter):
     """Progress bar while training; one line per epoch with the validation SI-SDR scores."""
 
     def __call__(self, event: dict) -> None:
-        if event["event"] == "average":
-            epochs = event["epochs"]
-            return common.log(f"mean of the weights of epochs {epochs[0]}-{epochs[-1]}: valid SI-SDRi "
-                              f"{event['valid_si_sdri']:.2f} dB -> {event['path']}")
         if event["event"] != "epoch":
             return super().__call__(event)
         if self.task is not None:
@@ -242,9 +247,7 @@ def separate(
     gated: bool = typer.Option(False, "--gated", help="Learn the gated task: only the playing families' masks open "
                                "(plus false alarms, --gate-extra); the model then separates with --gate by default."),
     gate_extra: float = typer.Option(0.1, "--gate-extra", min=0.0, max=1.0, help="With --gated: chance that an absent family's mask stays open."),
-    average_tail: float = typer.Option(0.0, "--average-tail", min=0.0, max=1.0,
-                                       help="Also write OUT.average.pt: the mean of the weights at the end of each "
-                                            "epoch in this last share of the run (0.5: its second half), validated."),
+    average_tail: float = AVERAGE_TAIL_OPTION,
     workers: int = typer.Option(None, "--workers", "-j", min=0, help="Mixture-making processes (default: automatic)."),
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,

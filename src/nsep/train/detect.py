@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from nsep.detection import Thresholds
 from nsep.data.nsynth import Example, load_bank
 from nsep.errors import UsageError
 from nsep.models import registry
-from nsep.models.base import ModelInfo, Predictor, TorchPredictor
+from nsep.models.base import ModelInfo, Predictor, TorchPredictor, save_checkpoint
 from nsep.taxonomy import FAMILIES
 from nsep.train import state
 from nsep.train.schedule import TrainingSchedule
@@ -67,6 +67,7 @@ class DetectConfig:
     model_config: dict = field(default_factory=dict)
     init: str | None = None
     max_seconds: float | None = None  # stop after the epoch that crosses this much training time
+    average_tail: float = 0.0  # average the weights of the epochs ending in this last share of the run (0: off)
 
 
 def split_banks(folders: list[str]) -> tuple[list[Example], list[Example]]:
@@ -189,8 +190,28 @@ def _update(model: torch.nn.Module, optimiser: torch.optim.Optimizer, schedule, 
     return loss.item()
 
 
+def _finish_average(tail: state.TailAverage, net: nn.Module, info: ModelInfo, valid: list, device: torch.device,
+                    path: Path, main: bool, report: Callable[[dict], None]) -> None:
+    """Validate the tail's mean as the epochs were, choose its own thresholds, and write it."""
+    import copy
+
+    averaged = copy.deepcopy(net)
+    averaged.load_state_dict(tail.mean)
+    averaged.eval()
+    record = replace(info, name=path.name.removesuffix(".pt"))
+    collected, _ = validate(TorchPredictor(averaged, record, device, multi_label=True), valid)
+    thresholds = choose_thresholds(collected)
+    scores = evaluate_detect.scores(collected, record.labels, thresholds)
+    store_thresholds(record, thresholds)
+    record.metrics = {"valid": scores, "averaged_epochs": tail.epochs}
+    report({"event": "average", "epochs": tail.epochs, "valid_map": scores["map"], "path": str(path)})
+    if main:
+        save_checkpoint(path, averaged, record)
+
+
 def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
-    """Run the training loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``."""
+    """Run the training loop; writes ``cfg.out`` (best epoch), ``.last.pt``, ``.log.jsonl`` and ``.curves.png``,
+    and with ``average_tail`` the tail's weight mean, validated and given thresholds, as ``OUT.average.pt``."""
     device = distributed.setup(cfg.device)
     rank, world, main = distributed.rank(), distributed.world(), distributed.is_main()
     part = distributed.local_batch(cfg.batch_size)
@@ -216,6 +237,7 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
     gen = torch.Generator(device=device)
     history: list[dict] = []
     best, start_epoch, stale = -1.0, 0, 0
+    tail = state.TailAverage(cfg.average_tail)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="detect", labels=labels, sample_rate=SAMPLE_RATE,
         clip_samples=CLIP_SAMPLES, config=cfg.model_config,
@@ -229,6 +251,7 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         info.metrics = loop["metrics"]
         info.thresholds, info.frame_thresholds = loop["thresholds"], loop["frame_thresholds"]
+        tail = state.TailAverage(cfg.average_tail, loop.get("average"))
     model = distributed.wrap(Outputs(net), device)
     predictor = TorchPredictor(net, info, device, multi_label=True)
     for epoch in range(start_epoch, cfg.epochs):
@@ -268,9 +291,11 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
             info.metrics = {"valid": scores, "epoch": epoch + 1}
         else:
             stale += 1
+        if tail.due(schedule.progress(epoch + 1)):
+            tail.add(net, epoch + 1)
         if main:
             loop = {"history": history, "best": best, "epoch": epoch, "stale": stale, "metrics": info.metrics,
-                    "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds}
+                    "thresholds": info.thresholds, "frame_thresholds": info.frame_thresholds, "average": tail.state()}
             state.end_epoch(out, row, stale == 0, net, info, optimiser, schedule, loop)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
@@ -278,6 +303,8 @@ def train(cfg: DetectConfig, resume: bool = False, report: Callable[[dict], None
         if schedule.out_of_time():
             report({"event": "time_limit", "epoch": epoch + 1})
             break
+    if tail.mean is not None:
+        _finish_average(tail, net, info, valid, device, state.average_path(out), main, report)
     if main and history:
         from nsep.plot import curves_png
 

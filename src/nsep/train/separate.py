@@ -7,7 +7,7 @@ family's stem, capped at ``snr_cap`` dB. (A term pushing absent families' stems 
 that paper, stalled training here: it is met by zeroing masks and drowns the playing stems' terms.)
 Validation uses a fixed set of mixtures of the valid
 instruments; the best epoch by median SI-SDR improvement is kept. With ``average_tail``, the mean
-of the weights of the run's last epochs is kept beside it (:class:`TailAverage`).
+of the weights of the run's last epochs is kept beside it (:class:`nsep.train.state.TailAverage`).
 
 With ``gated``, the network learns the task ``nsep separate --gate`` gives it: the masks of absent
 families are closed (the mixture is shared out among the playing families only), and each absent
@@ -146,36 +146,7 @@ def validate(model: torch.nn.Module, batches, device: torch.device, gates: list[
     return {"si_sdr": float(np.median(np.concatenate(value))), "si_sdri": float(np.median(np.concatenate(improvement)))}
 
 
-class TailAverage:
-    """The running mean of a network's weights at the end of each epoch in the last ``share`` of a run
-    (stochastic weight averaging, Izmailov et al. 2018): on the cosine's low-rate tail the epochs'
-    weights scatter around a better point, and one noisy validation set cannot tell which epoch is
-    nearest it. Integer buffers (BatchNorm's step counters) are the latest epoch's."""
-
-    def __init__(self, share: float, state: dict | None = None):
-        self.share = share
-        self.mean: dict[str, torch.Tensor] | None = state["mean"] if state else None
-        self.epochs: list[int] = list(state["epochs"]) if state else []
-
-    def due(self, progress: float) -> bool:
-        return self.share > 0 and progress >= 1 - self.share - 1e-9
-
-    def add(self, model: torch.nn.Module, epoch: int) -> None:
-        weights = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()  # never the live tensor
-                   for k, v in model.state_dict().items()}
-        if self.mean is None:
-            self.mean = weights
-        else:
-            n = len(self.epochs)
-            for key, value in weights.items():
-                self.mean[key] = self.mean[key] + (value - self.mean[key]) / (n + 1) if value.is_floating_point() else value
-        self.epochs.append(epoch)
-
-    def state(self) -> dict | None:
-        return {"mean": self.mean, "epochs": self.epochs} if self.mean is not None else None
-
-
-def _finish_average(tail: TailAverage, net: torch.nn.Module, info: ModelInfo, valid, device: torch.device,
+def _finish_average(tail: state.TailAverage, net: torch.nn.Module, info: ModelInfo, valid, device: torch.device,
                     valid_gates, path: Path, main: bool, report: Callable[[dict], None]) -> None:
     """Validate the tail's mean as the epochs were, and write it with that score."""
     import copy
@@ -187,11 +158,6 @@ def _finish_average(tail: TailAverage, net: torch.nn.Module, info: ModelInfo, va
     if main:
         save_checkpoint(path, averaged, replace(info, name=path.name.removesuffix(".pt"),
                                                 metrics={"valid": scores, "averaged_epochs": tail.epochs}))
-
-
-def average_path(out: Path) -> Path:
-    """Where a run with ``average_tail`` writes its averaged weights: ``OUT.average.pt``."""
-    return out.with_suffix(".average.pt")
 
 
 def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
@@ -236,7 +202,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
     )
     history: list[dict] = []
     best, start_epoch, stale = -math.inf, 0, 0
-    tail = TailAverage(cfg.average_tail)
+    tail = state.TailAverage(cfg.average_tail)
     if not resume:
         if main:
             log_path.unlink(missing_ok=True)
@@ -244,7 +210,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
         loop = state.restore_last(last_path, model, optimiser, schedule)
         history, best, start_epoch, stale = loop["history"], loop["best"], loop["epoch"] + 1, loop["stale"]
         info.metrics = loop["metrics"]
-        tail = TailAverage(cfg.average_tail, loop.get("average"))
+        tail = state.TailAverage(cfg.average_tail, loop.get("average"))
     net, model = model, distributed.wrap(model, device)
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -296,7 +262,7 @@ def train(cfg: SeparateConfig, resume: bool = False, report: Callable[[dict], No
             report({"event": "time_limit", "epoch": epoch + 1})
             break
     if tail.mean is not None:
-        _finish_average(tail, net, info, valid, device, valid_gates, average_path(out), main, report)
+        _finish_average(tail, net, info, valid, device, valid_gates, state.average_path(out), main, report)
     from nsep.plot import curves_png
 
     if history and main:
