@@ -82,6 +82,21 @@ def test_eval_classify_items_compare_two_models(bank: Path, tiny_run, cli, tmp_p
     assert code == 2 and "missing.jsonl" in stderr
 
 
+def test_average_tail_keeps_a_validated_mean_of_the_last_epochs(bank: Path, cli, tmp_path):
+    from nsep.models.base import read_checkpoint
+    from nsep.train.state import average_path
+
+    out = tmp_path / "avg.pt"
+    code, _, err = cli("train", "classify", "--data", str(bank), "--out", str(out), "--families", "bass,flute",
+                       "--width", "8", "--epochs", "3", "--steps-per-epoch", "3", "--batch-size", "16", "--no-augment",
+                       "--device", "cpu", "--average-tail", "0.4")
+    assert code == 0, err
+    assert "mean of the weights of epochs 2-3" in err  # epochs ending in the last 40 % of a 3-epoch run
+    info, _ = read_checkpoint(average_path(out))
+    assert info.metrics["averaged_epochs"] == [2, 3] and 0 <= info.metrics["valid_accuracy"] <= 1
+    assert registry.load(str(average_path(out)), "classify", "cpu").info.labels == ["bass", "flute"]
+
+
 def test_mixup_pairs_each_note_with_a_partner_reproducibly():
     wave = torch.randn(16, 4000)
     target = torch.arange(16)

@@ -105,6 +105,7 @@ def classify(
     init: str = typer.Option(None, "--init", help="Start from a trained classifier's weights (name or file, same architecture): fine-tuning."),
     teacher: str = typer.Option(None, "--teacher", help="Also learn a trained classifier's softened outputs (name or file, e.g. classify-ensemble): knowledge distillation."),
     distill: float = typer.Option(0.5, "--distill", min=0.0, max=1.0, help="Weight of the teacher's term in the loss (with --teacher)."),
+    average_tail: float = AVERAGE_TAIL_OPTION,
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", "--device", "-d"),
     devices: int = DEVICES_OPTION,
@@ -117,8 +118,9 @@ def classify(
     chosen = _families(families)
     if balance not in ("family", "library"):
         raise UsageError(f"--balance {balance}: choose family or library")
-    if model == "xgb" and (devices > 1 or balance != "family" or max_minutes):
-        which = "--devices" if devices > 1 else "--balance" if balance != "family" else "--max-minutes"
+    if model == "xgb" and (devices > 1 or balance != "family" or max_minutes or average_tail):
+        which = ("--devices" if devices > 1 else "--balance" if balance != "family" else "--max-minutes" if max_minutes
+                 else "--average-tail")
         raise UsageError(f"{which} applies to the neural models, not xgb")
     _spread(devices, batch_size)
     if model == "xgb":
@@ -132,7 +134,8 @@ def classify(
         cfg = TrainConfig(data=[str(d) for d in data], out=str(out), architecture=model, families=chosen, epochs=epochs,
                           batch_size=batch_size, lr=lr, patience=patience, steps_per_epoch=steps_per_epoch,
                           augment=not no_augment, mixup=mixup, lowpass=lowpass, teacher=teacher, distill=distill, init=init, seed=seed, device=device, model_config=config,
-                          max_notes=max_notes, max_seconds=max_minutes * 60 if max_minutes else None, balance=balance)
+                          max_notes=max_notes, max_seconds=max_minutes * 60 if max_minutes else None, balance=balance,
+                          average_tail=average_tail)
         with common.progress(None, "train") as bar:
             metrics = train(cfg, resume=resume, report=_Reporter(bar))
     common.log(f"best validation accuracy {metrics.get('valid_accuracy')} -> {out}")

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from nsep.models import registry
 from nsep.models.base import ModelInfo, read_checkpoint, save_checkpoint
 from nsep.taxonomy import NSYNTH_FAMILIES
 from nsep.train.schedule import TrainingSchedule
+from nsep.train.state import TailAverage, average_path
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = 64_000
@@ -66,6 +67,7 @@ class TrainConfig:
     max_notes: int | None = None
     max_seconds: float | None = None  # stop after the epoch that crosses this much training time
     balance: str = "family"  # draw families equally often; "library": and each library within a family
+    average_tail: float = 0.0  # average the weights of the epochs ending in this last share of the run (0: off)
 
 
 @dataclass
@@ -203,8 +205,24 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     return F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft, reduction="batchmean") * temperature**2
 
 
+def _finish_average(tail: TailAverage, net: torch.nn.Module, info: ModelInfo, valid_notes: NoteSet, device: torch.device,
+                    path: Path, main: bool, report: Callable[[dict], None], families: list[str]) -> None:
+    """Validate the tail's mean as the epochs were, and write it with that score."""
+    import copy
+
+    averaged = copy.deepcopy(net)
+    averaged.load_state_dict(tail.mean)
+    metrics = evaluate(averaged, valid_notes, device)
+    report({"event": "average", "epochs": tail.epochs, "valid_accuracy": metrics["accuracy"], "path": str(path)})
+    if main:
+        save_checkpoint(path, averaged, replace(info, name=path.name.removesuffix(".pt"), metrics={
+            "valid_accuracy": round(metrics["accuracy"], 4), "averaged_epochs": tail.epochs,
+            "valid_per_family": {families[k]: v for k, v in metrics["per_family"].items()}}))
+
+
 def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None] = print) -> dict:
-    """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it."""
+    """Run the training loop; returns the best validation metrics. Writes ``cfg.out`` and logs beside it
+    (and with ``average_tail`` the tail's weight mean, validated, as ``OUT.average.pt``)."""
     device = distributed.setup(cfg.device)
     rank, main, part = distributed.rank(), distributed.is_main(), distributed.local_batch(cfg.batch_size)
     report = report if main else distributed.silent
@@ -240,6 +258,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
     sample_gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best, start_epoch, stale = -1.0, 0, 0
+    tail = TailAverage(cfg.average_tail)
     if not resume:
         if main:
             log_path.unlink(missing_ok=True)
@@ -250,6 +269,7 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
         schedule.load_state_dict(state["schedule"])
         sample_gen.set_state(state["sample_gen"])
         history, best, start_epoch, stale = state["history"], state["best"], state["epoch"] + 1, state["stale"]
+        tail = TailAverage(cfg.average_tail, state.get("average"))
     model = distributed.wrap(net, device)
     info = ModelInfo(
         name=out.stem, architecture=cfg.architecture, task="classify", labels=list(cfg.families),
@@ -304,6 +324,8 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
                 cfg.families[k]: v for k, v in metrics["per_family"].items()}, "epoch": epoch + 1}
         else:
             stale += 1
+        if tail.due(schedule.progress(epoch + 1)):
+            tail.add(net, epoch + 1)
         if main:
             with log_path.open("a") as log:
                 log.write(json.dumps(row) + "\n")
@@ -312,13 +334,16 @@ def train(cfg: TrainConfig, resume: bool = False, report: Callable[[dict], None]
             with atomic_output(last_path, overwrite=True) as tmp:
                 torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(),
                             "schedule": schedule.state_dict(), "sample_gen": sample_gen.get_state(),
-                            "history": history, "best": best, "epoch": epoch, "stale": stale}, tmp)
+                            "history": history, "best": best, "epoch": epoch, "stale": stale,
+                            "average": tail.state()}, tmp)
         if stale >= cfg.patience:
             report({"event": "early_stop", "epoch": epoch + 1})
             break
         if schedule.out_of_time():
             report({"event": "time_limit", "epoch": epoch + 1})
             break
+    if tail.mean is not None:
+        _finish_average(tail, net, info, valid_notes, device, average_path(out), main, report, cfg.families)
     if main:
         from nsep.plot import curves_png
 
