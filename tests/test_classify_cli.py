@@ -38,6 +38,23 @@ def test_jsonl_objects_carry_the_documented_fields(cli, make_audio, model_file):
     assert rows[1]["windows"] > 1  # a 9-s clip is judged in several 4-s windows
 
 
+def test_families_restricts_the_decision_and_renormalises(cli, make_audio, model_file):
+    a = make_audio("a.wav", seconds=2)
+    code, out, err = cli("classify", str(a), "--model", model_file, "--jsonl")
+    assert code == 0, err
+    every = json.loads(out)["probabilities"]
+    code, out, err = cli("classify", str(a), "--model", model_file, "--jsonl", "--families", "bass, flute,guitar")
+    assert code == 0, err
+    row = json.loads(out)
+    assert set(row["probabilities"]) == {"bass", "flute", "guitar"} and len(row["top_k"]) == 3
+    share = sum(every[f] for f in ("bass", "flute", "guitar"))
+    for family, p in row["probabilities"].items():
+        assert p == pytest.approx(every[family] / share, abs=2e-3)  # the same odds, renormalised among them
+    assert row["probabilities"][row["family"]] == max(row["probabilities"].values())
+    code, _, err = cli("classify", str(a), "--model", model_file, "--families", "bass,kazoo")
+    assert code == 2 and "kazoo" in err
+
+
 def test_json_and_csv_shapes(cli, make_audio, model_file):
     a = make_audio("a.wav")
     code, out, _ = cli("classify", str(a), "--model", model_file, "--json")

@@ -260,6 +260,20 @@ def lookahead(stream: Iterator[Batch], submit: Callable[[Batch], Later | None],
         yield from finish(*pending)
 
 
+def label_columns(labels: list[str], chosen: list[str]) -> np.ndarray:
+    """Where each of ``chosen`` sits among a model's ``labels``; ValueError naming any it does not have."""
+    unknown = [f for f in chosen if f not in labels]
+    if unknown:
+        raise ValueError(f"model has no label {', '.join(unknown)} (it has {', '.join(labels)})")
+    return np.asarray([labels.index(f) for f in chosen])
+
+
+def restrict(probabilities: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Probabilities of some labels only (:func:`label_columns`), renormalised among them."""
+    kept = probabilities[..., columns]
+    return kept / np.maximum(kept.sum(axis=-1, keepdims=True), 1e-12)
+
+
 def combine(result: FileResult, floor_db: float = 40.0) -> np.ndarray:
     """Clip-level probabilities: mean over windows within ``floor_db`` of the loudest one."""
     rms_db = 20 * np.log10(np.maximum(result.window_rms, 1e-9))

@@ -31,10 +31,7 @@ def classify_scores(
     """
     labels = predictor.info.labels
     chosen = families or labels
-    unknown = sorted(set(chosen) - set(labels))
-    if unknown:
-        raise ValueError(f"model has no label {', '.join(unknown)}")
-    columns = np.asarray([labels.index(f) for f in chosen])
+    columns = engine.label_columns(labels, chosen)
     kept = [e for e in examples if e.instrument_family_str in chosen]
     truth = np.asarray([chosen.index(e.instrument_family_str) for e in kept], dtype=np.int64)
     predicted = np.full(len(kept), -1, dtype=np.int64)
@@ -44,8 +41,8 @@ def classify_scores(
         if result.error:
             failures.append(result.error)
             continue
-        probabilities = engine.combine(result)[columns]
-        chosen_probabilities[result.index] = probabilities / max(float(probabilities.sum()), 1e-12)
+        probabilities = engine.restrict(engine.combine(result), columns)
+        chosen_probabilities[result.index] = probabilities
         predicted[result.index] = int(probabilities.argmax())
     ok = predicted >= 0
     p_true = chosen_probabilities[ok, truth[ok]]

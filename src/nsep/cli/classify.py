@@ -33,6 +33,8 @@ def classify(
     paths: list[str] = PATHS_ARGUMENT,
     model: str = MODEL_OPTION,
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Families listed per file, most likely first."),
+    families: str = typer.Option(None, "--families", help="Decide among these families only, comma-separated (e.g. "
+                                 "the seed's bass,flute,guitar,keyboard); their probabilities are renormalised among them."),
     device: str = DEVICE_OPTION,
     fp32: bool = FP32_OPTION,
     batch_size: int = BATCH_OPTION,
@@ -53,8 +55,16 @@ def classify(
     from nsep import distributed, engine
     from nsep.models import registry
 
+    from nsep.errors import UsageError
+
     predictor = registry.load(model, "classify", str(distributed.setup(device)), autocast=not fp32)
     labels = predictor.info.labels
+    if families:
+        try:
+            columns = engine.label_columns(labels, [f.strip() for f in families.split(",") if f.strip()])
+        except ValueError as err:
+            raise UsageError(f"--families: {err}") from None
+        labels = [labels[i] for i in columns]
     k = min(top_k, len(labels))
     reporter = common.Reporter(fmt, _table, sharded=True)
     mine = list(distributed.shard(files))
@@ -65,6 +75,8 @@ def classify(
                 reporter.fail(result.error)
                 continue
             probs = engine.combine(result)
+            if families:
+                probs = engine.restrict(probs, columns)
             order = (-probs).argsort(kind="stable")[:k].tolist()  # ties: the first family
             rounded = probs.astype(float).round(4).tolist()
             reporter.add({
