@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nsep import audio, metrics, separation
+from nsep.highband import HighBandSplitter
 from nsep.models import separator as separators
 
 REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
@@ -56,7 +57,8 @@ def gates(gate: str | None, items: list[dict], realdev: Path, sep: separators.Se
     return {i["name"]: set(thresholds.present(detector.info.labels, r.present)) for i, r in zip(items, results)}
 
 
-def score(model: str, items: list[dict], realdev: Path, gate: str | None = None, detector: str | None = None) -> dict:
+def score(model: str, items: list[dict], realdev: Path, gate: str | None = None, detector: str | None = None,
+          highs: str = "other") -> dict:
     sep = separators.load(model, "cpu")
     allowed = gates(gate, items, realdev, sep, detector)
     rows = {}
@@ -67,6 +69,8 @@ def score(model: str, items: list[dict], realdev: Path, gate: str | None = None,
         stems = separation.separate(sep, audio.resample(mix, rate, sep.sample_rate))
         stems = audio.resample(stems.flatten(0, 1), sep.sample_rate, rate).view(len(sep.sources), mix.shape[0], -1)
         stems = stems[..., : mix.shape[-1]]
+        if highs == "follow" and rate > sep.sample_rate:  # as `nsep separate --highs follow` does, in one block
+            stems = stems + HighBandSplitter(rate, sep.sample_rate).gains(stems)[:, None, :] * (mix - stems.sum(dim=0))
         refs = references(item, realdev)
         named = {f: stems[sep.sources.index(f)] for f in refs if f != "other" and f in sep.sources}
         if "other" in refs:
@@ -90,10 +94,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--gate", choices=["detect", "named"])
     parser.add_argument("--detect-model", help="detector for --gate detect (default: the model's own gate detector)")
+    parser.add_argument("--highs", choices=["other", "follow"], default="other",
+                        help="the band above the model's: left out of the stems, or shared out (`nsep separate --highs`)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     items = [i for i in json.loads((args.realdev / "mixes" / "mixes.json").read_text()) if i["sources"]]
-    results = {m: score(m, items, args.realdev, args.gate, args.detect_model) for m in args.models}
+    results = {m: score(m, items, args.realdev, args.gate, args.detect_model, args.highs) for m in args.models}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print("| item | stem | " + " | ".join(f"{m} SI-SDR (SI-SDRi)" for m in args.models) + " |")

@@ -4,7 +4,9 @@ Stems come out at the input's sample rate and channel count. **Residual policy**
 stems are resampled back to the input's rate, and whatever the input holds that they do not (for
 nsep's 16 kHz models the band above 8 kHz; for any model, its reconstruction error) goes to the
 ``other`` stem, so the written stems always sum to the input (to the output format's precision).
-Nothing is rescaled. Families not asked for (``stems``) are summed into ``other`` as well; with
+Nothing is rescaled. With ``highs="follow"`` the band above the model's Nyquist frequency is shared
+out among the stems instead (:mod:`nsep.highband`); what they do not take stays in ``other``, and
+the stems still sum to the input. Families not asked for (``stems``) are summed into ``other`` as well; with
 ``stems=None``, stems that stay near-silent (``SILENT_DB`` below the input's energy) are dropped
 into ``other`` after the pass.
 
@@ -29,6 +31,7 @@ import torch
 
 from nsep import audio, separation
 from nsep.errors import InputError, NsepError, OutputExistsError, UsageError
+from nsep.highband import HighBandSplitter
 
 OTHER = "other"
 SILENT_DB = -50.0  # a stem this far below the input's energy counts as absent
@@ -178,8 +181,12 @@ def _take(queue: deque, count: int) -> torch.Tensor:
     return torch.cat(parts, dim=-1)
 
 
+HIGHS = ("other", "follow")
+
+
 def separate_file(separator: separation.Separator, path: str, track: str, output: Output,
-                  settings: separation.Settings = separation.Settings(), stems: list[str] | None = None) -> Written:
+                  settings: separation.Settings = separation.Settings(), stems: list[str] | None = None,
+                  highs: str = "other") -> Written:
     """Separate one file into stem files (see the module's description)."""
     head = audio.info(path)
     rate, channels, frames = head.sample_rate, head.channels, head.frames
@@ -204,6 +211,7 @@ def separate_file(separator: separation.Separator, path: str, track: str, output
         for block in audio.resample_stream(flat, model_rate, rate, int(BLOCK_SECONDS * model_rate)):
             yield block.view(n_sources, channels, -1)
 
+    splitter = HighBandSplitter(rate, model_rate) if highs == "follow" and rate > model_rate else None
     writers = _StemWriters(targets, rate, channels, output)
     try:
         written, mix_energy, peak = 0, 0.0, 0.0
@@ -212,6 +220,8 @@ def separate_file(separator: separation.Separator, path: str, track: str, output
             if n <= 0:
                 break
             block, mix = block[..., :n], _take(native, n)
+            if splitter is not None:  # every source takes its share of what the model could not hear
+                block = block + splitter.gains(block)[:, None, :] * (mix - block.sum(dim=0))
             out = {s: block[index[s]] for s in chosen if s != OTHER}
             out[OTHER] = mix - sum(out.values()) if out else mix.clone()
             writers.write(out)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from nsep.cli import common
 from nsep.cli.classify import DEVICE_OPTION, FILES_FROM_OPTION, PATHS_ARGUMENT
+from nsep.errors import UsageError
 
 
 def _table(records: list[dict]) -> Table:
@@ -23,8 +24,6 @@ def _table(records: list[dict]) -> Table:
 
 def _stem_list(stems: str | None, two_stems: str | None) -> list[str] | None:
     if stems and two_stems:
-        from nsep.errors import UsageError
-
         raise UsageError("choose one of --stems and --two-stems")
     if two_stems:
         return [two_stems.strip()]
@@ -62,6 +61,9 @@ def separate(
                                                                             "gate was chosen with, else detect-cnn)."),
     gate_threshold: float = typer.Option(None, "--gate-threshold", min=0.0, max=1.0,
                                          help="Presence a family needs to pass --gate (default: the model's, chosen on validation mixtures; else 0.05)."),
+    highs: str = typer.Option("other", "--highs", help="The band above the model's (above 8 kHz for nsep's 16 kHz "
+                                                       "models): `other`, or `follow` to share it out among the stems by "
+                                                       "their shares of the octave below (a heuristic; docs/MODELS.md)."),
     device: str = DEVICE_OPTION,
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace stem files that exist."),
     files_from: str = FILES_FROM_OPTION,
@@ -72,7 +74,8 @@ def separate(
     """Split each input into one file per instrument family.
 
     Stems keep the input's sample rate and channels and sum back to the input: what the model
-    leaves out (e.g. the band above 8 kHz for nsep's 16 kHz models) goes to `other`. Files of any
+    leaves out (e.g. the band above 8 kHz for nsep's 16 kHz models) goes to `other`, unless
+    --highs follow shares that band out among the stems. Files of any
     length stream through in windows, with memory bounded by --batch-size windows. Each stem is
     written to a temporary file and renamed into place when its input is done.
     """
@@ -81,6 +84,8 @@ def separate(
     from nsep import separation, stemfiles
     from nsep.models import separator as separators
 
+    if highs not in stemfiles.HIGHS:
+        raise UsageError(f"--highs {highs}: choose {' or '.join(stemfiles.HIGHS)}")
     out = stemfiles.Output(output, filename, "flac" if flac else "wav", bits, overwrite)
     wanted = _stem_list(stems, two_stems)
     model_ = separators.load(model, device, autocast=not fp32)
@@ -99,7 +104,7 @@ def separate(
         def work(path: str = path, track: str = track) -> None:
             if gate:  # --families gated the model once, above
                 model_.gate(present.get(path))
-            done = stemfiles.separate_file(model_, path, track, out, settings, wanted)
+            done = stemfiles.separate_file(model_, path, track, out, settings, wanted, highs)
             if done.clipped:
                 common.warn(f"{path}: {done.clipped} samples beyond full scale were clipped in {bits}-bit stems "
                             "(use --bits float to keep them)")
@@ -117,8 +122,6 @@ def separate(
 
 def _named_families(families: str | None, gate: bool, separator) -> set[str] | None:
     """The families given with --families, checked against the model's sources."""
-    from nsep.errors import UsageError
-
     if not families:
         return None
     if gate:
