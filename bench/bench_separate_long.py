@@ -1,6 +1,6 @@
 """Benchmark ``nsep separate`` on one long file: wall time and peak memory (the streaming claim).
 
-Run: ``python bench/bench_separate_long.py [--minutes 60] [--model separate-unet-bilstm] [--device cpu]``.
+Run: ``python bench/bench_separate_long.py [--minutes 60] [--model separate-unet-bilstm] [--device cpu] [--highs follow]``.
 Writes a synthetic 44.1 kHz stereo FLAC of that length (tones and noise bursts), separates it with
 default settings in a fresh process, and reports wall time, real-time factor and peak RSS; on a GPU
 also the peak GPU memory in use (``nvidia-smi`` every 0.2 s, CUDA context included). ``--model
@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--model", default="separate-unet-bilstm")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default: nsep separate's")
+    parser.add_argument("--highs", default="other", help="nsep separate --highs (other or follow)")
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +97,8 @@ def main() -> None:
         command = ["-v", "separate", str(song), "-o", str(Path(tmp) / "stems"), "--model", model, "--device", args.device]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
+        if args.highs != "other":
+            command += ["--highs", args.highs]
         if gpu:
             with GpuMemoryPeak() as memory:
                 run = measure(command)
@@ -104,14 +107,16 @@ def main() -> None:
             run = measure(command)
         stems = sorted(p.name for p in (Path(tmp) / "stems" / "long").iterdir())
     seconds = args.minutes * 60
-    report = {"minutes": args.minutes, "model": args.model, "device": args.device, "batch_size": args.batch_size, "wall_s": run["wall_s"],
+    report = {"minutes": args.minutes, "model": args.model, "device": args.device, "batch_size": args.batch_size,
+              "highs": args.highs, "wall_s": run["wall_s"],
               "x_realtime": round(seconds / run["wall_s"], 2), "peak_rss_mb": run["peak_rss_mb"],
               "peak_gpu_mb": run.get("peak_gpu_mb"), "stems": stems, "machine": machine()}
     print(json.dumps(report, indent=2))
     print(f"{args.minutes:g} min 44.1 kHz stereo: {run['wall_s']} s ({report['x_realtime']}x real time), "
           f"peak RSS {run['peak_rss_mb']} MB" + (f", peak GPU memory {run['peak_gpu_mb']} MB" if gpu else ""), file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"separate-long-{args.device.split(':')[0]}.json").write_text(json.dumps(report, indent=2) + "\n")
+    suffix = "" if args.highs == "other" else f"-highs-{args.highs}"
+    (RESULTS / f"separate-long-{args.device.split(':')[0]}{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

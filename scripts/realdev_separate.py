@@ -70,7 +70,7 @@ def score(model: str, items: list[dict], realdev: Path, gate: str | None = None,
         stems = audio.resample(stems.flatten(0, 1), sep.sample_rate, rate).view(len(sep.sources), mix.shape[0], -1)
         stems = stems[..., : mix.shape[-1]]
         if highs == "follow" and rate > sep.sample_rate:  # as `nsep separate --highs follow` does, in one block
-            stems = stems + HighBandSplitter(rate, sep.sample_rate).gains(stems)[:, None, :] * (mix - stems.sum(dim=0))
+            stems = HighBandSplitter(rate, sep.sample_rate).apply(stems.contiguous(), mix)
         refs = references(item, realdev)
         named = {f: stems[sep.sources.index(f)] for f in refs if f != "other" and f in sep.sources}
         if "other" in refs:

@@ -71,3 +71,13 @@ def test_separate_highs_follow_keeps_the_sum_and_empties_other_above_8_khz(cli, 
     assert high_energy(written["follow"]["other"]) < 0.2 * high_energy(written["other"]["other"])
     code, _, err = cli("separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "x"), "--highs", "treble")
     assert code == 2 and "--highs" in err
+
+
+def test_apply_in_chunks_adds_what_gains_say():
+    stems = _stems() * 0.5
+    mix = stems.sum(dim=0) + 0.01 * torch.randn(1, stems.shape[-1], generator=torch.Generator().manual_seed(0))
+    expected = stems + _gains(stems, [RATE, 2 * RATE])[:, None, :] * (mix - stems.sum(dim=0))
+    splitter, parts = HighBandSplitter(RATE, 16_000), []
+    for start, stop in ((0, RATE), (RATE, 3 * RATE)):
+        parts.append(splitter.apply(stems[..., start:stop].clone(), mix[:, start:stop], chunk=5000))
+    assert torch.allclose(torch.cat(parts, dim=-1), expected, atol=1e-6)

@@ -48,9 +48,9 @@ class HighBandSplitter:
         floor = 1e-12 * self.frame  # about -120 dB below full scale: nothing there
         return torch.where(total > floor, energy / total.clamp_min(floor), torch.zeros_like(energy))
 
-    def gains(self, stems: torch.Tensor) -> torch.Tensor:
-        """Per-sample gains ``[S, n]`` for the next block ``stems [S, C, n]`` of the stream."""
-        n = stems.shape[-1]
+    def _anchors(self, stems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame centres (in this block's samples) and the shares ``[S, a]`` at them, for the next block
+        ``stems [S, C, n]`` of the stream; the previous block's last gains anchor sample 0."""
         mono = stems.float().mean(dim=1)
         before = 0 if self.carry is None else self.carry.shape[-1]
         if self.carry is not None:
@@ -61,19 +61,43 @@ class HighBandSplitter:
             whole = 1
         shares = self.shares(mono)
         self.carry = mono[:, whole * self.frame:].clone() if mono.shape[-1] > whole * self.frame else None
-        centres = (torch.arange(whole, dtype=torch.float64) + 0.5) * self.frame - before  # in this block's samples
+        centres = (torch.arange(whole, dtype=torch.float64) + 0.5) * self.frame - before
         keep = centres > 0 if self.held is not None else torch.ones(whole, dtype=torch.bool)
         centres, shares = centres[keep], shares[:, keep]
         if self.held is not None:
             centres = torch.cat([torch.zeros(1, dtype=torch.float64), centres])
             shares = torch.cat([self.held[:, None], shares], dim=1)
-        at = torch.arange(n, dtype=torch.float64)
+        return centres, shares
+
+    @staticmethod
+    def _between(centres: torch.Tensor, shares: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Gains ``[S, stop - start]``: ``shares`` interpolated between ``centres``, held beyond the ends."""
         if len(centres) == 1:
-            result = shares[:, :1].expand(-1, n).clone()
-        else:
-            index = torch.searchsorted(centres, at, right=True).clamp(1, len(centres) - 1)
-            left, right = centres[index - 1], centres[index]
-            weight = ((at - left) / (right - left)).clamp(0, 1).float()
-            result = shares[:, index - 1] * (1 - weight) + shares[:, index] * weight
+            return shares[:, :1].expand(-1, stop - start)
+        at = torch.arange(start, stop, dtype=torch.float64)
+        index = torch.searchsorted(centres, at, right=True).clamp(1, len(centres) - 1)
+        left, right = centres[index - 1], centres[index]
+        weight = ((at - left) / (right - left)).clamp(0, 1).float()
+        return shares[:, index - 1] * (1 - weight) + shares[:, index] * weight
+
+    def gains(self, stems: torch.Tensor) -> torch.Tensor:
+        """Per-sample gains ``[S, n]`` for the next block ``stems [S, C, n]`` of the stream."""
+        centres, shares = self._anchors(stems)
+        result = self._between(centres, shares, 0, stems.shape[-1]).clone()
         self.held = result[:, -1].clone()
         return result
+
+    def apply(self, stems: torch.Tensor, mix: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+        """``stems [S, C, n]`` with each one's share of what they miss of ``mix [C, n]`` added, in place,
+        a chunk of samples at a time (so a 30-s block costs megabytes, not hundreds of them)."""
+        centres, shares = self._anchors(stems)
+        n = stems.shape[-1]
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            part = stems[..., start:stop]
+            residual = mix[:, start:stop] - part.sum(dim=0)
+            gains = self._between(centres, shares, start, stop)
+            part += gains[:, None, :] * residual
+            if stop == n:
+                self.held = gains[:, -1].clone()
+        return stems

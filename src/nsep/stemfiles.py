@@ -221,7 +221,7 @@ def separate_file(separator: separation.Separator, path: str, track: str, output
                 break
             block, mix = block[..., :n], _take(native, n)
             if splitter is not None:  # every source takes its share of what the model could not hear
-                block = block + splitter.gains(block)[:, None, :] * (mix - block.sum(dim=0))
+                block = splitter.apply(block.contiguous(), mix)
             out = {s: block[index[s]] for s in chosen if s != OTHER}
             out[OTHER] = mix - sum(out.values()) if out else mix.clone()
             writers.write(out)
