@@ -53,9 +53,8 @@ def classify(
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
     from nsep import distributed, engine
-    from nsep.models import registry
-
     from nsep.errors import UsageError
+    from nsep.models import registry
 
     predictor = registry.load(model, "classify", str(distributed.setup(device)), autocast=not fp32)
     labels = predictor.info.labels

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nsep.cli import common
 from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, FP32_OPTION, MODEL_OPTION, WORKERS_OPTION
-from nsep.errors import UsageError
+from nsep.errors import OutputExistsError, UsageError
 
 app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
 
@@ -22,8 +22,6 @@ OVERWRITE_OPTION = typer.Option(False, "--overwrite", "-y", help="Replace the --
 
 def _refuse_existing(overwrite: bool, *paths: Path | None) -> None:
     """Fail before any work if an output file exists and replacing it was not asked for."""
-    from nsep.errors import OutputExistsError
-
     for path in paths:
         if path is not None and path.exists() and not overwrite:
             raise OutputExistsError(str(path))

@@ -208,10 +208,7 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
 def _finish_average(tail: TailAverage, net: torch.nn.Module, info: ModelInfo, valid_notes: NoteSet, device: torch.device,
                     path: Path, main: bool, report: Callable[[dict], None], families: list[str]) -> None:
     """Validate the tail's mean as the epochs were, and write it with that score."""
-    import copy
-
-    averaged = copy.deepcopy(net)
-    averaged.load_state_dict(tail.mean)
+    averaged = tail.network(net)
     metrics = evaluate(averaged, valid_notes, device)
     report({"event": "average", "epochs": tail.epochs, "valid_accuracy": metrics["accuracy"], "path": str(path)})
     if main:

@@ -193,10 +193,7 @@ def _update(model: torch.nn.Module, optimiser: torch.optim.Optimizer, schedule, 
 def _finish_average(tail: state.TailAverage, net: nn.Module, info: ModelInfo, valid: list, device: torch.device,
                     path: Path, main: bool, report: Callable[[dict], None]) -> None:
     """Validate the tail's mean as the epochs were, choose its own thresholds, and write it."""
-    import copy
-
-    averaged = copy.deepcopy(net)
-    averaged.load_state_dict(tail.mean)
+    averaged = tail.network(net)
     averaged.eval()
     record = replace(info, name=path.name.removesuffix(".pt"))
     collected, _ = validate(TorchPredictor(averaged, record, device, multi_label=True), valid)

@@ -149,10 +149,7 @@ def validate(model: torch.nn.Module, batches, device: torch.device, gates: list[
 def _finish_average(tail: state.TailAverage, net: torch.nn.Module, info: ModelInfo, valid, device: torch.device,
                     valid_gates, path: Path, main: bool, report: Callable[[dict], None]) -> None:
     """Validate the tail's mean as the epochs were, and write it with that score."""
-    import copy
-
-    averaged = copy.deepcopy(net)
-    averaged.load_state_dict(tail.mean)
+    averaged = tail.network(net)
     scores = validate(averaged, valid, device, valid_gates)
     report({"event": "average", "epochs": tail.epochs, "valid_si_sdri": scores["si_sdri"], "path": str(path)})
     if main:

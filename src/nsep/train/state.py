@@ -3,6 +3,7 @@ and the running mean of its last epochs' weights (``--average-tail``)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -65,6 +66,12 @@ class TailAverage:
 
     def state(self) -> dict | None:
         return {"mean": self.mean, "epochs": self.epochs} if self.mean is not None else None
+
+    def network(self, like: torch.nn.Module) -> torch.nn.Module:
+        """A copy of ``like`` holding the mean weights."""
+        averaged = copy.deepcopy(like)
+        averaged.load_state_dict(self.mean)
+        return averaged
 
 
 def average_path(out: Path) -> Path:
