@@ -70,13 +70,16 @@ def test_bad_inputs_fail_alone_with_one_line_each(cli, make_audio, tmp_path, mod
     sf.write(silent, np.zeros(16_000), 16_000)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
-    code, out, err = cli("classify", str(good), str(silent), str(corrupt), str(tmp_path / "gone.wav"),
+    click = tmp_path / "click.wav"  # 10 samples: less than any model's analysis frame
+    sf.write(click, np.full(10, 0.5), 16_000)
+    code, out, err = cli("classify", str(good), str(silent), str(corrupt), str(tmp_path / "gone.wav"), str(click),
                          "--model", model_file, "--jsonl")
     assert code == 1
     assert len(out.splitlines()) == 1 and json.loads(out)["path"] == str(good)
     lines = error_lines(err)
-    assert len(lines) == 3 and "Traceback" not in err
+    assert len(lines) == 4 and "Traceback" not in err
     assert any("silent" in line for line in lines) and any("no such file" in line for line in lines)
+    assert any(str(click) in line and "too short" in line for line in lines)
 
 
 def test_usage_errors_exit_2(cli, make_audio, model_file):

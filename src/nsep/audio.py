@@ -218,14 +218,19 @@ def stream(
     block_seconds: float,
     sample_rate: int | None = None,
     channels: int | None = None,
+    min_seconds: float = 0.0,
 ) -> Iterator[torch.Tensor]:
     """Yield consecutive blocks of a file, resampled and channel-fitted, memory bounded by a block.
 
     Resampling uses context from the neighbouring blocks, so the concatenated output equals
-    resampling the whole file (up to float rounding).
+    resampling the whole file (up to float rounding). A file shorter than ``min_seconds`` is refused
+    before anything is decoded.
     """
     with _open(path) as handle:
         rate = handle.samplerate
+        if handle.frames < min_seconds * rate:
+            raise InputError(path, f"too short to analyse ({_duration(handle.frames, rate)}; at least "
+                                   f"{min_seconds * 1000:g} ms needed)")
         target = sample_rate or rate
         step = rate // math.gcd(rate, target)  # input frames that map to a whole number of output frames
         block = max(step, int(block_seconds * rate) // step * step)
@@ -244,6 +249,11 @@ def stream(
             position += block
         if not any_audio:
             raise InputError(path, "audio is silent")
+
+
+def _duration(frames: int, rate: int) -> str:
+    seconds = frames / rate
+    return f"{frames} samples" if seconds < 0.001 else f"{seconds * 1000:.0f} ms"
 
 
 def current_umask() -> int:

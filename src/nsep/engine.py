@@ -25,6 +25,7 @@ from nsep.models.base import Later, Predictor
 T = TypeVar("T")
 
 BLOCK_SECONDS = 30.0  # audio decoded at a time from one file
+MIN_SECONDS = 0.05  # shorter inputs hold less than one analysis frame of any model: refused, not guessed at
 
 
 @dataclass
@@ -75,7 +76,7 @@ def file_windows(path: str, sample_rate: int, size: int, hop: int) -> Iterator[t
     """Windows ``(start sample, [size])`` of a mono stream, as :func:`split_windows` cuts them, with
     memory bounded by a decoding block; finally the duration in seconds."""
     buffer, offset, start = torch.zeros(0), 0, 0
-    for block in audio.stream(path, BLOCK_SECONDS, sample_rate, channels=1):
+    for block in audio.stream(path, BLOCK_SECONDS, sample_rate, channels=1, min_seconds=MIN_SECONDS):
         buffer = block[0] if buffer.numel() == 0 else torch.cat([buffer, block[0]])
         while start + size <= offset + buffer.shape[0]:
             yield start, buffer[start - offset : start - offset + size]
