@@ -18,6 +18,7 @@ import pytest
 from conftest import BAD_FILES, error_lines, run_cli, tone, write
 
 from nsep import __version__
+from nsep.cli import common, hoist_global_flags
 from nsep import spectrogram as engine
 
 FIELDS = ["path", "output", "bands", "frames", "duration_s"]
@@ -170,6 +171,18 @@ def test_quiet_keeps_results_and_version(cli, make_audio, tmp_path: Path) -> Non
                          "--jsonl")
     assert code == 0 and err == "" and json.loads(out)["frames"] == 32
     assert cli("--version") == (0, f"nsep {__version__}\n", "")
+    code, out, err = cli("spectrogram", str(make_audio("b.wav")), "-o", str(tmp_path / "b.npy"), "--npy", "--jsonl", "-q")
+    assert code == 0 and err == "" and json.loads(out)["frames"] == 32  # -q after the command works too
+    assert common.settings.quiet
+    assert cli("spectrogram", str(make_audio("c.wav")), "-o", str(tmp_path / "c.npy"), "--npy")[0] == 0
+    assert not common.settings.quiet
+
+
+def test_global_flags_after_the_command_move_to_the_front() -> None:
+    assert hoist_global_flags(["classify", "a.wav", "-q", "--top-k", "2", "-vv"]) == \
+        ["-q", "-vv", "classify", "a.wav", "--top-k", "2"]
+    assert hoist_global_flags(["--debug", "detect", "--", "-q"]) == ["--debug", "detect", "--", "-q"]
+    assert hoist_global_flags(["-q"]) == ["-q"]
 
 
 def test_audio_from_stdin(tmp_path: Path) -> None:

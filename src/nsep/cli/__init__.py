@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import traceback
@@ -62,6 +63,19 @@ def _register() -> None:
 _register()
 
 
+_GLOBAL_FLAGS = re.compile(r"-q|--quiet|-v+|--verbose|--debug")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``-q``, ``-v`` and ``--debug`` given after the command (``nsep classify x.wav -q``) moved to
+    the front, where the group reads them; nothing after ``--`` is touched."""
+    end = args.index("--") if "--" in args else len(args)
+    first = next((i for i, arg in enumerate(args[:end]) if not arg.startswith("-")), end)
+    late = [arg for arg in args[first:end] if _GLOBAL_FLAGS.fullmatch(arg)]
+    rest = [arg for arg in args[first:end] if not _GLOBAL_FLAGS.fullmatch(arg)]
+    return late + args[:first] + rest + args[end:]
+
+
 def _terminate(signum: int, _frame: object) -> None:
     """Unwind on SIGTERM, so ``finally`` blocks remove partly written outputs."""
     raise SystemExit(128 + signum)
@@ -73,7 +87,7 @@ def main() -> None:
     memory.reuse_freed_memory()
     memory.limit_gpu_fragmentation()
     try:
-        app(standalone_mode=True)
+        app(args=hoist_global_flags(sys.argv[1:]), standalone_mode=True)
     except SystemExit as done:
         if not done.code:  # success; in a group every process is done with the others, so all leave together
             distributed.leave(together=True)
