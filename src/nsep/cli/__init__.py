@@ -15,6 +15,7 @@ from nsep.cli import common
 from nsep.errors import NsepError, UsageError
 
 app = typer.Typer(
+    rich_markup_mode=common.HELP_MARKUP,
     name="nsep",
     help="Recognise and separate musical instruments in audio.",
     no_args_is_help=True,

@@ -31,6 +31,9 @@ settings = Settings()
 stderr = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 stdout = Console(highlight=False, emoji=False, soft_wrap=True)
 PIPED_WIDTH = 10_000  # a table written to a file or a pipe keeps each row on one line
+# Help text as Markdown: a paragraph's lines are joined (Typer's `rich` mode kept each line break) and
+# "[env: NSEP_MODEL_REPO]" is shown (`rich` mode read it as markup and dropped it).
+HELP_MARKUP = "markdown"
 
 
 def _quiet() -> bool:

@@ -13,6 +13,7 @@ from nsep.cli import common
 from nsep.errors import UsageError
 
 app = typer.Typer(
+    rich_markup_mode=common.HELP_MARKUP,
     help="Training data: render note banks from SoundFonts (or STK's instrument models), split them by instrument, inspect them.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -13,7 +13,7 @@ from nsep.cli import common
 from nsep.cli.classify import BATCH_OPTION, DEVICE_OPTION, FP32_OPTION, MODEL_OPTION, WORKERS_OPTION
 from nsep.errors import OutputExistsError, UsageError
 
-app = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=common.HELP_MARKUP, help="Measure a model on held-out data.", no_args_is_help=True)
 
 ITEMS_OPTION = typer.Option(None, "--items", help="Also write one JSON line per scored item (note, stem or mixture), "
                                                   "for `nsep eval compare`.")

@@ -16,6 +16,7 @@ from nsep.cli import common
 from nsep.errors import OutputExistsError, UsageError
 
 app = typer.Typer(
+    rich_markup_mode=common.HELP_MARKUP,
     help="Model weights: list, inspect, download, verify, locate; clear the download cache.",
     no_args_is_help=True,
 )

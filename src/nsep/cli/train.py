@@ -10,7 +10,7 @@ import typer
 from nsep.cli import common
 from nsep.errors import OutputExistsError, UsageError
 
-app = typer.Typer(help="Train a model on NSynth-format data (rendered by `nsep data render`, or NSynth itself).",
+app = typer.Typer(rich_markup_mode=common.HELP_MARKUP, help="Train a model on NSynth-format data (rendered by `nsep data render`, or NSynth itself).",
                   no_args_is_help=True)
 
 
