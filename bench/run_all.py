@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEST_FONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-NAMES = ("spectrogram", "data", "classify", "detect", "separate", "separate-long")
+NAMES = ("spectrogram", "data", "classify", "detect", "detect-long", "separate", "separate-long")
 
 
 def _device(requested: str) -> str:
@@ -54,6 +54,9 @@ def commands(names: list[str], device: str, quick: bool, data: Path | None) -> l
             runs.append((name, ["bench_classify.py", "--data", str(_clips(data)), "--task", name, "--device", device,
                                 "--clips", "500" if quick else ("20000" if gpu else "2000"),
                                 "--repeat", "1" if quick else "3", *(["--models", *models] if models else [])]))
+        elif name == "detect-long":
+            runs.append((name, ["bench_detect_long.py", "--minutes", *(["1", "5"] if quick else ["1", "10", "60"]),
+                                "--device", device]))
         elif name == "separate":
             songs = ["--songs", "2" if quick or not gpu else "20", "--seconds", "30" if quick else "180"]
             runs.append((name, ["bench_separate.py", *songs, "--device", device, "--repeat", "1" if quick else "2",
