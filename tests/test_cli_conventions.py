@@ -147,6 +147,9 @@ def test_globs_and_path_lists_from_stdin(cli, make_audio, tmp_path: Path, monkey
                        "--npy", "--jsonl")
     assert code == 0
     assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["a.wav", "b.wav", "c.flac"]
+    pattern = str(tmp_path / "*.mp3")
+    code, _, err = cli("spectrogram", pattern, "-o", str(tmp_path / "o"), "--npy")
+    assert code == 1 and err == f"nsep: error: {pattern}: no file matches this pattern\n"
 
 
 def test_unexpected_errors_name_the_file_and_debug_shows_the_traceback(cli, make_audio, tmp_path: Path,

@@ -30,6 +30,7 @@ MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
 SILENCE_PEAK = 1e-6  # about -120 dBFS
+GLOB_CHARS = frozenset("*?[")  # an input holding these is a pattern (nsep.inputs expands it)
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 STDIN = "-"
@@ -90,7 +91,8 @@ def _open(path: str) -> sf.SoundFile:
         try:
             status = os.stat(path)
         except FileNotFoundError:
-            raise InputError(path, "no such file") from None
+            missing = "no file matches this pattern" if GLOB_CHARS & set(path) else "no such file"
+            raise InputError(path, missing) from None
         except OSError as err:
             raise InputError(path, err.strerror or "cannot be read") from None
         if stat.S_ISDIR(status.st_mode):

@@ -9,10 +9,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from nsep.audio import AUDIO_EXTENSIONS, STDIN
+from nsep.audio import AUDIO_EXTENSIONS, GLOB_CHARS, STDIN
 from nsep.errors import UsageError
-
-GLOB_CHARS = frozenset("*?[")
 
 
 def read_list(source: str) -> list[str]:
