@@ -34,6 +34,7 @@ from nsep.errors import InputError, NsepError, OutputExistsError, UsageError
 from nsep.highband import HighBandSplitter
 
 OTHER = "other"
+HIGHS = ("other", "follow")  # where the band above the model's Nyquist frequency goes (--highs)
 SILENT_DB = -50.0  # a stem this far below the input's energy counts as absent
 BLOCK_SECONDS = 30.0
 
@@ -179,9 +180,6 @@ def _take(queue: deque, count: int) -> torch.Tensor:
         parts.append(block)
         have += block.shape[-1]
     return torch.cat(parts, dim=-1)
-
-
-HIGHS = ("other", "follow")
 
 
 def separate_file(separator: separation.Separator, path: str, track: str, output: Output,

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from nsep.cli import common
+from nsep.errors import UsageError
 
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model name (see `nsep models list`) or weights file.")
 DEVICE_OPTION = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
@@ -53,7 +54,6 @@ def classify(
     fmt = common.output_format(json_, jsonl, csv_)
     files = common.input_files(paths, files_from)
     from nsep import distributed, engine
-    from nsep.errors import UsageError
     from nsep.models import registry
 
     predictor = registry.load(model, "classify", str(distributed.setup(device)), autocast=not fp32)
